@@ -1,0 +1,1 @@
+"""dask-quorum: straggler-tolerant iterative machine learning on Dask."""

@@ -1,0 +1,1 @@
+"""scikit-learn compatible estimators running on the dask-quorum engine."""

@@ -1,0 +1,1 @@
+"""The dask-quorum engine: coding, straggler injection, placement and rounds."""
