@@ -1,0 +1,113 @@
+"""Shared machinery of the dask-quorum linear models."""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+from distributed import Client
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.extmath import safe_sparse_dot
+from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
+
+from dask_quorum import config
+from dask_quorum.pipeline.cluster import get_client, worker_addresses
+from dask_quorum.pipeline.coding import SCHEMES
+from dask_quorum.pipeline.fit import fit_by_rounds
+
+from ._losses import GLMPartial, PenalisedMean
+
+
+class QuorumLinearModel(BaseEstimator):
+    """Base of the linear models fitted by coded rounds on a Dask cluster.
+
+    Subclasses define ``_loss_setup(y) -> (loss, n_outputs, y_encoded)`` and
+    ``_l2(n_samples)``, and turn the fitted matrix into ``coef_`` and
+    ``intercept_`` in ``_set_coef``.
+    """
+
+    _parameter_constraints: dict = {
+        "fit_intercept": ["boolean"],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "scheme": [StrOptions(set(SCHEMES)), None],
+        "redundancy": [Interval(Integral, 1, None, closed="left"), None],
+        "random_state": ["random_state"],
+        "client": [Client, None],
+    }
+
+    def __init__(
+        self,
+        *,
+        fit_intercept: bool = True,
+        max_iter: int = 100,
+        tol: float = 1e-4,
+        scheme: str | None = None,
+        redundancy: int | None = None,
+        random_state: Any = None,
+        client: Client | None = None,
+    ) -> None:
+        self.fit_intercept = fit_intercept
+        self.max_iter = max_iter
+        self.tol = tol
+        self.scheme = scheme
+        self.redundancy = redundancy
+        self.random_state = random_state
+        self.client = client
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+    # -- fitting --------------------------------------------------------
+    def _resolve_code(self, client: Client) -> tuple[str, int]:
+        """The scheme and redundancy this fit uses (``None`` -> ``quorum.*`` config)."""
+        scheme = self.scheme if self.scheme is not None else config.get("scheme")
+        if scheme not in SCHEMES:
+            raise ValueError(f"quorum.scheme must be one of {sorted(SCHEMES)}, got {scheme!r}")
+        if self.redundancy is not None:
+            return scheme, int(self.redundancy)
+        # The configured default adapts to small clusters; an explicit value does not.
+        n_workers = len(worker_addresses(client))
+        return scheme, max(1, min(int(config.get("redundancy")), n_workers))
+
+    def _fit_rounds(self, X: Any, y: np.ndarray, loss: str, n_outputs: int, l2: float) -> np.ndarray:
+        random_state = check_random_state(self.random_state)
+        client = get_client(self.client)
+        scheme, redundancy = self._resolve_code(client)
+        partial = GLMPartial(loss, X.shape[1], n_outputs, bool(self.fit_intercept))
+        fitted = fit_by_rounds(
+            client,
+            X,
+            y,
+            partial,
+            PenalisedMean(partial, X.shape[0], l2),
+            np.zeros(partial.n_params),
+            scheme=scheme,
+            redundancy=redundancy,
+            random_state=random_state,
+            max_iter=self.max_iter,
+            tol=self.tol,
+        )
+        result = fitted.result
+        if not result.converged:
+            warnings.warn(
+                f"{type(self).__name__} did not converge after {result.n_iter} iterations "
+                f"({result.message}); increase max_iter (now {self.max_iter}), scale the "
+                "data, or use an exact scheme (sync, frc, cyclic).",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        self.n_iter_ = result.n_iter
+        self.history_ = fitted.history
+        return partial.unpack(result.x)
+
+    def _decision(self, X: Any) -> np.ndarray:
+        check_is_fitted(self)
+        X = validate_data(self, X, accept_sparse="csr", reset=False)
+        return safe_sparse_dot(X, self.coef_.T, dense_output=True) + self.intercept_

@@ -1,0 +1,109 @@
+"""Per-partition loss and gradient sums of the linear models (pure NumPy).
+
+Each function returns one vector ``[sum of losses, gradient...]``: linear in
+the rows, so the sum over partitions, which a coded round decodes, is the
+full-data loss and gradient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.special import expit, logsumexp
+
+LOSSES = ("logistic", "multinomial", "squared")
+
+
+@dataclass(frozen=True)
+class GLMPartial:
+    """Loss and gradient sum of a linear model over one partition.
+
+    Parameters are packed as a ``(n_features + fit_intercept, n_outputs)``
+    matrix ``W`` raveled in C order; the last row is the intercept.
+
+    Parameters
+    ----------
+    loss : {"logistic", "multinomial", "squared"}
+        ``logistic``: y in {0, 1}; ``multinomial``: y in 0..n_outputs-1;
+        ``squared``: 0.5 * residual**2.
+    n_features : int
+    n_outputs : int
+        1 for logistic and squared, the number of classes for multinomial.
+    fit_intercept : bool
+    """
+
+    loss: str
+    n_features: int
+    n_outputs: int
+    fit_intercept: bool
+
+    @property
+    def n_params(self) -> int:
+        """Length of the packed parameter vector."""
+        return (self.n_features + self.fit_intercept) * self.n_outputs
+
+    def unpack(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Split packed parameters into ``(coef (n_features, n_outputs), intercept (n_outputs,))``."""
+        W = np.asarray(params).reshape(self.n_features + self.fit_intercept, self.n_outputs)
+        if self.fit_intercept:
+            return W[:-1], W[-1]
+        return W, np.zeros(self.n_outputs)
+
+    def __call__(self, params: np.ndarray, part: tuple[Any, np.ndarray]) -> np.ndarray:
+        X, y = part
+        coef, intercept = self.unpack(params)
+        out = np.zeros(1 + self.n_params)
+        if X.shape[0] == 0:
+            return out
+        Z = np.asarray(X @ coef) + intercept
+        if self.loss == "logistic":
+            z = Z[:, 0]
+            loss = np.sum(np.logaddexp(0.0, z) - y * z)
+            dZ = (expit(z) - y)[:, None]
+        elif self.loss == "multinomial":
+            lse = logsumexp(Z, axis=1)
+            rows = np.arange(Z.shape[0])
+            loss = np.sum(lse - Z[rows, y])
+            dZ = np.exp(Z - lse[:, None])
+            dZ[rows, y] -= 1.0
+        elif self.loss == "squared":
+            r = Z[:, 0] - y
+            loss = 0.5 * np.dot(r, r)
+            dZ = r[:, None]
+        else:
+            raise ValueError(f"unknown loss {self.loss!r}; expected one of {LOSSES}")
+        grad = np.asarray(X.T @ dZ)
+        if self.fit_intercept:
+            grad = np.vstack([grad, dZ.sum(axis=0)])
+        out[0] = loss
+        out[1:] = grad.ravel()
+        return out
+
+
+@dataclass(frozen=True)
+class PenalisedMean:
+    """Driver side: ``mean loss + 0.5 * l2 * ||coef||^2`` from a decoded sum.
+
+    Parameters
+    ----------
+    partial : GLMPartial
+    n_samples : int
+    l2 : float
+        Penalty strength on the coefficients (never on the intercept).
+    """
+
+    partial: GLMPartial
+    n_samples: int
+    l2: float
+
+    def __call__(self, params: np.ndarray, total: np.ndarray) -> tuple[float, np.ndarray]:
+        coef, _ = self.partial.unpack(params)
+        value = total[0] / self.n_samples + 0.5 * self.l2 * np.sum(coef * coef)
+        grad = total[1:] / self.n_samples
+        if self.l2:
+            penalty = np.zeros_like(params).reshape(-1, self.partial.n_outputs)
+            penalty[: self.partial.n_features] = self.l2 * coef
+            grad = grad + penalty.ravel()
+        return float(value), grad

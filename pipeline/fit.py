@@ -1,0 +1,99 @@
+"""Fitting by coded rounds: place row partitions, optimise, record history.
+
+This is the one entry point the estimators use; everything that talks to
+Dask during a fit happens below it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from distributed import Client
+
+from dask_quorum import config
+
+from .history import rounds_to_dataset
+from .session import CodedSession
+from .solver import SolverResult, lbfgs
+
+logger = logging.getLogger(__name__)
+
+
+def row_partitions(X: Any, y: np.ndarray, n_partitions: int) -> list[tuple[Any, np.ndarray]]:
+    """Split ``(X, y)`` into ``n_partitions`` contiguous row blocks (some may be empty)."""
+    bounds = np.linspace(0, X.shape[0], n_partitions + 1).round().astype(int)
+    return [(X[a:b], y[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+@dataclass
+class RoundsFit:
+    """Result of :func:`fit_by_rounds`: the solver's result and the history."""
+
+    result: SolverResult
+    history: xr.Dataset
+
+
+def fit_by_rounds(
+    client: Client,
+    X: Any,
+    y: np.ndarray,
+    partial: Callable[[np.ndarray, Any], np.ndarray],
+    objective: Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]],
+    x0: np.ndarray,
+    *,
+    scheme: str,
+    redundancy: int,
+    random_state: Any,
+    max_iter: int,
+    tol: float,
+) -> RoundsFit:
+    """Minimise a sum-over-rows objective with coded rounds on ``client``.
+
+    Parameters
+    ----------
+    client : distributed.Client
+    X, y : array-like
+        Rows to split into one partition per worker.
+    partial : callable
+        ``partial(x, (X_j, y_j)) -> ndarray``, run on the workers; its sum
+        over partitions is what each round decodes.
+    objective : callable
+        ``objective(x, total) -> (value, gradient)``, run on the driver.
+    x0 : ndarray
+        Starting parameters.
+    scheme, redundancy, random_state
+        The coding scheme (see :func:`~dask_quorum.pipeline.coding.make_code`).
+    max_iter, tol
+        Passed to :func:`~dask_quorum.pipeline.solver.lbfgs`.
+    """
+    keep_params = bool(config.get("history.keep-params"))
+    with CodedSession(client, scheme=scheme, redundancy=redundancy, random_state=random_state) as session:
+        session.place(row_partitions(X, y, session.n_partitions))
+        result = lbfgs(
+            lambda x: session.round(partial, x),
+            objective,
+            x0,
+            max_iter=max_iter,
+            tol=tol,
+            keep_params=keep_params,
+        )
+        variables: dict[str, Any] = {"loss": np.asarray(result.losses)}
+        if keep_params:
+            variables["params"] = (("round", "param"), np.asarray(result.params))
+        history = rounds_to_dataset(
+            session.records,
+            session.workers,
+            variables=variables,
+            attrs={
+                "scheme": scheme,
+                "redundancy": session.code.redundancy,
+                "n_partitions": session.code.n_partitions,
+                "n_stragglers": session.code.n_stragglers,
+            },
+        )
+    return RoundsFit(result=result, history=history)
