@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from distributed import Client, Future, wait
+from distributed import Client, Future
 
 logger = logging.getLogger(__name__)
 
@@ -67,12 +67,12 @@ class Placement:
         for address, cols in zip(self.workers, self.columns):
             replicas = [partitions[j] for j in cols]
             # hash=False: a fresh key per replica, even for equal payloads.
+            # scatter returns once the data is on the worker.
             self.futures.append(
                 client.scatter(replicas, workers=[address], hash=False, timeout=timeout)
                 if replicas
                 else []
             )
-        wait([f for fs in self.futures for f in fs], timeout=timeout)
         logger.debug(
             "placed %d partitions as %d replicas on %d workers",
             n_partitions,
