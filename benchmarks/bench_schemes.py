@@ -32,9 +32,11 @@ from dask_quorum import LogisticRegression, Slowdown, inject_stragglers, remove_
 
 
 def make_data(n_samples: int, n_features: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A standardised binary problem with a known logistic model."""
+    """A binary problem with correlated features (condition number ~1e3), so
+    that L-BFGS needs tens of rounds, as on real data."""
     rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n_samples, n_features))
+    Q, _ = np.linalg.qr(rng.standard_normal((n_features, n_features)))
+    X = rng.standard_normal((n_samples, n_features)) @ (Q * np.logspace(0, 1.5, n_features)) @ Q.T
     w = rng.standard_normal(n_features) / np.sqrt(n_features)
     y = (rng.random(n_samples) < 1 / (1 + np.exp(-(X @ w) * 3))).astype(int)
     return X, y

@@ -26,27 +26,44 @@ extra ``(factor - 1) * natural + delay`` seconds on a
 Results and exceptions pass through unchanged; coroutine tasks and tasks
 sent to a non-thread executor are left alone.
 
+Replaying a recorded trace
+--------------------------
+Instead of a Markov chain per worker, the injector can replay measured
+per-node iteration times (:class:`TraceReplay`, built with
+:meth:`TraceReplay.from_csv` or :meth:`TraceReplay.from_matrix`): worker
+``workers[i]`` replays trace node ``i``, and its ``t``-th task is slowed by
+that node's slowdown factor at iteration ``t`` (wrapping around at the end
+of the trace), plus an optional additive delay scaled to a time budget. The
+replay is deterministic, and each :class:`InjectionRecord` shows the factor
+and delay applied to its task.
+
 Examples
 --------
 >>> from dask_quorum.pipeline.injection import (
-...     Slowdown, inject_stragglers, injection_log, remove_stragglers)
+...     Slowdown, TraceReplay, inject_stragglers, injection_log, remove_stragglers)
 >>> inject_stragglers(client, {0: Slowdown(factor=10, delay=0.01)})  # doctest: +SKIP
 >>> injection_log(client)  # doctest: +SKIP
+>>> replay = TraceReplay.from_csv(
+...     "aws_ec2_iteration_times.csv", "data2", workers=range(15), budget=0.05
+... )  # doctest: +SKIP
+>>> inject_stragglers(client, replay)  # doctest: +SKIP
 >>> remove_stragglers(client)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import logging
 import math
+import os
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass
 from numbers import Real
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 from dask._task_spec import GraphNode
@@ -59,6 +76,7 @@ __all__ = [
     "InjectionRecord",
     "Slowdown",
     "StragglerInjector",
+    "TraceReplay",
     "inject_stragglers",
     "injection_log",
     "remove_stragglers",
@@ -226,23 +244,535 @@ def slow_states(
 
 
 # --------------------------------------------------------------------------
+# Trace replay
+# --------------------------------------------------------------------------
+
+#: Columns a trace CSV must have (others are ignored).
+TRACE_COLUMNS = ("trace", "node", "iteration", "seconds")
+
+
+def _check_workers(workers: Any) -> tuple[WorkerId, ...]:
+    if isinstance(workers, str | bytes) or not isinstance(workers, Iterable):
+        raise ValueError(
+            f"workers must be a sequence of worker addresses or names, got {workers!r}"
+        )
+    workers = tuple(workers)
+    if not workers:
+        raise ValueError("workers must name at least one worker")
+    seen: dict[str, WorkerId] = {}
+    for worker in workers:
+        if isinstance(worker, bool) or not isinstance(worker, str | int | np.integer):
+            raise ValueError(
+                f"workers are identified by address or name (str or int), "
+                f"got {worker!r}"
+            )
+        if str(worker) in seen:
+            raise ValueError(
+                f"worker {worker!r} is given twice "
+                f"(as {seen[str(worker)]!r} and {worker!r})"
+            )
+        seen[str(worker)] = worker
+    return tuple(w if isinstance(w, str) else int(w) for w in workers)
+
+
+def _frozen_matrix(name: str, value: Any, low: float) -> np.ndarray:
+    try:
+        array = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name} must be a numeric matrix: {error}") from None
+    if array.ndim != 2:
+        raise ValueError(
+            f"{name} must be a matrix (n_iterations, n_workers), "
+            f"got shape {array.shape}"
+        )
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} must be finite")
+    if (array < low).any():
+        t, i = np.argwhere(array < low)[0]
+        raise ValueError(
+            f"{name} must be >= {low}, got {array[t, i]!r} at iteration {t}, "
+            f"worker {i}"
+        )
+    array.setflags(write=False)
+    return array
+
+
+def _reference_times(seconds: np.ndarray) -> np.ndarray:
+    """Lower median of every row: the ceil(n/2)-th fastest node's time."""
+    n_nodes = seconds.shape[1]
+    return np.partition(seconds, (n_nodes - 1) // 2, axis=1)[:, (n_nodes - 1) // 2]
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class TraceReplay:
+    """Per-worker slowdowns replayed from a recorded trace.
+
+    Worker ``workers[i]`` replays trace node ``nodes[i]``: the ``t``-th task
+    it executes under injection (counted as tasks start on that worker, as
+    for a :class:`Slowdown` chain; with one task per worker per round, task
+    ``t`` is round ``t``) takes ::
+
+        factors[t % n, i] * natural + delays[t % n, i]
+
+    seconds instead of its natural time, ``n`` being :attr:`n_iterations`:
+    tasks beyond the end of the trace **wrap around** to its first iteration,
+    so a long run sees the trace's statistics over and over. A task whose
+    factor is 1 (and delay 0) is not slowed (``slow=False`` in its
+    :class:`InjectionRecord`). No randomness is involved.
+
+    Build it with :meth:`from_csv` or :meth:`from_matrix`, which compute the
+    factors and delays from measured seconds (see :meth:`from_matrix` for
+    the exact formulas); the constructor takes them ready-made.
+
+    Parameters
+    ----------
+    workers : sequence of str or int
+        Worker addresses or names (``0`` and ``"0"`` are the same name), one
+        per column of ``factors``.
+    factors : array-like, shape (n_iterations, n_workers)
+        Slowdown factors, finite and ``>= 1``.
+    delays : array-like, shape (n_iterations, n_workers), optional
+        Extra seconds, finite and ``>= 0``; zeros when omitted.
+    nodes : sequence of str, optional
+        Trace node replayed by each worker (labels only); ``"0", "1", ...``
+        when omitted.
+    trace : str, default=""
+        Name of the replayed trace (label only).
+
+    Attributes
+    ----------
+    factors, delays : numpy.ndarray, shape (n_iterations, n_workers)
+        Read-only copies.
+
+    Raises
+    ------
+    ValueError
+        On an empty or repeated worker list, a worker that is not a str or
+        int, a matrix that is not 2-d, empty, non-finite or out of range,
+        shapes that disagree with each other or with ``workers``, or a wrong
+        number of node labels.
+
+    See Also
+    --------
+    inject_stragglers : register a replay (``inject_stragglers(client, replay)``).
+    TraceReplay.schedule : the factors and delays of a worker's first tasks.
+
+    Examples
+    --------
+    >>> replay = TraceReplay.from_matrix([[2.0, 1.0], [1.0, 3.0]], workers=[0, 1])
+    >>> replay.factors.tolist()
+    [[2.0, 1.0], [1.0, 3.0]]
+    >>> replay.schedule(0, 3)[0].tolist()  # wraps around after 2 iterations
+    [2.0, 1.0, 2.0]
+    """
+
+    workers: tuple[WorkerId, ...]
+    factors: np.ndarray
+    delays: np.ndarray | None = None
+    nodes: tuple[str, ...] = ()
+    trace: str = ""
+
+    def __post_init__(self) -> None:
+        workers = _check_workers(self.workers)
+        factors = _frozen_matrix("factors", self.factors, 1.0)
+        if self.delays is None:
+            delays = np.zeros_like(factors)
+            delays.setflags(write=False)
+        else:
+            delays = _frozen_matrix("delays", self.delays, 0.0)
+        if factors.shape[0] == 0:
+            raise ValueError("factors is empty: a replay needs at least one iteration")
+        if factors.shape[1] != len(workers):
+            raise ValueError(
+                f"factors has {factors.shape[1]} columns but {len(workers)} workers "
+                f"are given: one column per worker"
+            )
+        if delays.shape != factors.shape:
+            raise ValueError(
+                f"delays has shape {delays.shape}, factors {factors.shape}: "
+                f"they must agree"
+            )
+        nodes = tuple(str(n) for n in self.nodes) or tuple(
+            str(i) for i in range(len(workers))
+        )
+        if len(nodes) != len(workers):
+            raise ValueError(
+                f"{len(nodes)} node labels for {len(workers)} workers: give one "
+                f"per worker"
+            )
+        if not isinstance(self.trace, str):
+            raise ValueError(f"trace must be a str, got {self.trace!r}")
+        object.__setattr__(self, "workers", workers)
+        object.__setattr__(self, "factors", factors)
+        object.__setattr__(self, "delays", delays)
+        object.__setattr__(self, "nodes", nodes)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(trace={self.trace!r}, workers={self.workers!r}, "
+            f"nodes={self.nodes!r}, n_iterations={self.n_iterations})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TraceReplay):
+            return NotImplemented
+        return (
+            (self.workers, self.nodes, self.trace)
+            == (other.workers, other.nodes, other.trace)
+            and np.array_equal(self.factors, other.factors)
+            and np.array_equal(self.delays, other.delays)
+        )
+
+    def __hash__(self) -> int:
+        return hash(
+            (
+                self.workers,
+                self.nodes,
+                self.trace,
+                self.factors.shape,
+                self.factors.tobytes(),
+                self.delays.tobytes(),
+            )
+        )
+
+    @property
+    def n_iterations(self) -> int:
+        """Number of iterations before the replay wraps around."""
+        return int(self.factors.shape[0])
+
+    def column(self, worker: WorkerId) -> int:
+        """Index of ``worker`` (address or name) in :attr:`workers`.
+
+        Raises
+        ------
+        ValueError
+            If the replay does not name this worker.
+        """
+        for i, w in enumerate(self.workers):
+            if str(w) == str(worker):
+                return i
+        raise ValueError(
+            f"unknown worker {worker!r}: the replay's workers are {list(self.workers)!r}"
+        )
+
+    def schedule(self, worker: WorkerId, n_tasks: int) -> tuple[np.ndarray, np.ndarray]:
+        """Factors and delays of the first ``n_tasks`` tasks of ``worker``.
+
+        The same values :class:`StragglerInjector` applies (and logs in
+        :attr:`InjectionRecord.factor` and :attr:`InjectionRecord.delay`),
+        wrapping around after :attr:`n_iterations` tasks.
+
+        Returns
+        -------
+        factors, delays : numpy.ndarray of float, shape (n_tasks,)
+        """
+        if isinstance(n_tasks, bool) or not isinstance(n_tasks, int) or n_tasks < 0:
+            raise ValueError(f"n_tasks must be a non-negative integer, got {n_tasks!r}")
+        i = self.column(worker)
+        rows = np.arange(n_tasks) % self.n_iterations
+        return self.factors[rows, i].copy(), self.delays[rows, i].copy()
+
+    @classmethod
+    def from_matrix(
+        cls,
+        seconds: Any,
+        workers: Iterable[WorkerId],
+        *,
+        budget: float | None = None,
+        scale: float | None = None,
+        nodes: Iterable[str] | None = None,
+        trace: str = "",
+    ) -> TraceReplay:
+        """Replay measured seconds ``seconds[t, j]`` of node ``j`` at iteration ``t``.
+
+        Slowdown factors keep the trace's ratios within each iteration::
+
+            reference[t] = lower median of seconds[t, :]   (over all nodes)
+            factors[t, j] = max(1, seconds[t, j] / reference[t])
+
+        The reference is the lower median, i.e. the ceil(n/2)-th fastest
+        node's time: the plain median for an odd number of nodes, the fastest
+        node for 1 or 2 nodes. A median rather than the fastest node, because
+        the factor multiplies the *natural* time of a task, which stands for a
+        typical node: with 15 nodes varying by a few percent, dividing by the
+        fastest would slow every worker by that jitter and inflate every
+        straggler factor (13x instead of 12x in ``data2``). Nodes faster than
+        the reference get factor 1 (a task cannot be sped up).
+
+        The optional additive delays keep the ratios for tasks too short to
+        show them (10 x a 1 ms task is still nothing)::
+
+            delays[t, j] = (factors[t, j] - 1) * scale * reference[t]
+                         = scale * max(0, seconds[t, j] - reference[t])
+
+        i.e. the node's lag behind the reference at that iteration, in trace
+        seconds times ``scale``. ``budget`` sets the scale so that a replayed
+        reference iteration lasts ``budget`` seconds on average:
+        ``scale = budget / mean(reference)``, hence ``delays[t, j] =
+        (factors[t, j] - 1) * budget * reference[t] / mean(reference)``.
+        Give neither for purely multiplicative slowdowns (zero delays).
+
+        A replayed task then takes ``factor * natural + delay``: its lag
+        behind a task of the same natural time on a reference worker is
+        ``(factor - 1) * (natural + budget)`` (for an average iteration),
+        i.e. the lag the trace shows for an iteration lasting
+        ``natural + budget`` seconds.
+
+        Parameters
+        ----------
+        seconds : array-like, shape (n_iterations, n_nodes)
+            Measured seconds, finite and ``>= 0``; every iteration's
+            reference must be positive. Any array-like works (numpy,
+            xarray, nested lists).
+        workers : sequence of str or int
+            Worker ``workers[i]`` replays node ``i``. More workers than nodes
+            is an error; with fewer workers, the first ``len(workers)``
+            nodes are replayed and the others only enter the reference.
+        budget : float, optional
+            Target seconds, ``>= 0``, of an average replayed reference
+            iteration (see above). Exclusive with ``scale``.
+        scale : float, optional
+            Replayed seconds per trace second, ``>= 0``. Exclusive with
+            ``budget``.
+        nodes : sequence of str, optional
+            Labels of all ``n_nodes`` nodes; ``"0", "1", ...`` when omitted.
+        trace : str, default=""
+            Label of the trace.
+
+        Raises
+        ------
+        ValueError
+            On a non-numeric, non-2-d, empty, non-finite or negative
+            ``seconds``, an iteration whose reference time is 0, more workers
+            than nodes (the message gives both counts), invalid workers, a
+            wrong number of node labels, or both ``budget`` and ``scale``.
+        """
+        try:
+            matrix = np.array(seconds, dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"seconds must be numeric: {error}") from None
+        if matrix.ndim != 2:
+            raise ValueError(
+                f"seconds must be a matrix (n_iterations, n_nodes), "
+                f"got shape {matrix.shape}"
+            )
+        n_iterations, n_nodes = matrix.shape
+        if n_iterations == 0 or n_nodes == 0:
+            raise ValueError(
+                f"the trace {trace!r} is empty: seconds has shape {matrix.shape}, "
+                f"a replay needs at least one iteration and one node"
+            )
+        if not np.isfinite(matrix).all():
+            t, j = np.argwhere(~np.isfinite(matrix))[0]
+            raise ValueError(
+                f"seconds must be finite, got {matrix[t, j]!r} at iteration {t}, "
+                f"node {j}"
+            )
+        if (matrix < 0).any():
+            t, j = np.argwhere(matrix < 0)[0]
+            raise ValueError(
+                f"seconds must be >= 0, got {matrix[t, j]!r} at iteration {t}, "
+                f"node {j}"
+            )
+        workers = _check_workers(workers)
+        if len(workers) > n_nodes:
+            raise ValueError(
+                f"{len(workers)} workers but the trace {trace!r} has only {n_nodes} "
+                f"nodes: each worker replays one node"
+            )
+        labels = (
+            tuple(str(i) for i in range(n_nodes))
+            if nodes is None
+            else tuple(str(n) for n in nodes)
+        )
+        if len(labels) != n_nodes:
+            raise ValueError(f"{len(labels)} node labels for {n_nodes} nodes")
+        if budget is not None and scale is not None:
+            raise ValueError("give budget or scale, not both")
+        reference = _reference_times(matrix)
+        if (reference <= 0).any():
+            t = int(np.argmax(reference <= 0))
+            raise ValueError(
+                f"iteration {t} of trace {trace!r} has a reference (lower median) "
+                f"time of 0 seconds: its ratios are undefined"
+            )
+        if budget is not None:
+            _check_number("budget", budget, 0.0)
+            scale = float(budget) / float(reference.mean())
+        elif scale is not None:
+            _check_number("scale", scale, 0.0)
+        else:
+            scale = 0.0
+        factors = np.maximum(1.0, matrix / reference[:, None])[:, : len(workers)]
+        delays = (factors - 1.0) * (float(scale) * reference[:, None])
+        return cls(workers, factors, delays, labels[: len(workers)], trace)
+
+    @classmethod
+    def from_csv(
+        cls,
+        path: str | os.PathLike[str],
+        trace: str,
+        *,
+        workers: Iterable[WorkerId],
+        budget: float | None = None,
+        scale: float | None = None,
+    ) -> TraceReplay:
+        """Replay one trace of a CSV file with columns ``trace, node, iteration, seconds``.
+
+        The file is read as plain text with :mod:`csv` (extra columns are
+        ignored). Nodes are numbered in the order they first appear in the
+        file: worker ``workers[i]`` replays the ``i``-th node; with fewer
+        workers than nodes the first ``len(workers)`` nodes are replayed
+        (all nodes still enter the per-iteration reference), more workers
+        than nodes is an error. Iterations are ordered by their ``iteration``
+        number; only iterations recorded by *every* node of the trace are
+        kept (in ``aws_ec2_iteration_times.csv``, traces ``data4``,
+        ``data7`` and ``data8`` have one node with an extra last iteration,
+        which is dropped). Factors and delays are then computed as in
+        :meth:`from_matrix`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The CSV file.
+        trace : str
+            Value of the ``trace`` column to replay.
+        workers, budget, scale
+            See :meth:`from_matrix`.
+
+        Raises
+        ------
+        ValueError
+            On an empty file or a missing column, a row with missing or
+            empty fields (truncated file) or too many fields, a non-integer
+            or negative iteration, a non-numeric, non-finite or negative
+            ``seconds`` (the message gives the line), a repeated
+            (node, iteration), an unknown trace (the message lists the known
+            ones), an empty trace (no data rows, or no iteration recorded by
+            every node), and the errors of :meth:`from_matrix`.
+        """
+        if not isinstance(trace, str):
+            raise ValueError(f"trace must be a str, got {trace!r}")
+        nodes, seconds = _read_trace_csv(path, trace)
+        return cls.from_matrix(
+            seconds, workers, budget=budget, scale=scale, nodes=nodes, trace=trace
+        )
+
+
+def _read_trace_csv(
+    path: str | os.PathLike[str], trace: str
+) -> tuple[list[str], np.ndarray]:
+    """Nodes (in order of appearance) and seconds (n_iterations, n_nodes)."""
+    path = os.fspath(path)
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            raise ValueError(
+                f"{path} is empty: expected a header with columns "
+                f"{', '.join(TRACE_COLUMNS)}"
+            )
+        header = [name.strip() for name in header]
+        missing = [name for name in TRACE_COLUMNS if name not in header]
+        if missing:
+            raise ValueError(
+                f"{path}: missing column(s) {missing!r}; the header has {header!r}, "
+                f"expected {list(TRACE_COLUMNS)!r}"
+            )
+        col = {name: header.index(name) for name in TRACE_COLUMNS}
+        known: dict[str, None] = {}  # traces in order of appearance
+        times: dict[str, dict[int, float]] = {}  # node -> iteration -> seconds
+        for row in reader:
+            if not row:  # blank line
+                continue
+            where = f"{path}, line {reader.line_num}"
+            if len(row) != len(header) or any(row[i].strip() == "" for i in col.values()):
+                kind = "too many fields" if len(row) > len(header) else "truncated row"
+                raise ValueError(
+                    f"{where}: {kind} {row!r}, expected {len(header)} non-empty "
+                    f"fields ({', '.join(header)})"
+                )
+            name, node = row[col["trace"]].strip(), row[col["node"]].strip()
+            raw_iteration, raw_seconds = row[col["iteration"]], row[col["seconds"]]
+            try:
+                iteration = int(raw_iteration)
+            except ValueError:
+                raise ValueError(
+                    f"{where}: iteration must be an integer, got {raw_iteration!r}"
+                ) from None
+            if iteration < 0:
+                raise ValueError(f"{where}: iteration must be >= 0, got {iteration}")
+            try:
+                value = float(raw_seconds)
+            except ValueError:
+                raise ValueError(
+                    f"{where}: seconds must be a number, got {raw_seconds!r}"
+                ) from None
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(
+                    f"{where}: seconds must be finite and >= 0, got {raw_seconds!r}"
+                )
+            known[name] = None
+            if name != trace:
+                continue
+            by_iteration = times.setdefault(node, {})
+            if iteration in by_iteration:
+                raise ValueError(
+                    f"{where}: iteration {iteration} of node {node!r} in trace "
+                    f"{trace!r} is given twice"
+                )
+            by_iteration[iteration] = value
+    if not known:
+        raise ValueError(f"trace {trace!r} is empty: {path} has no data rows")
+    if trace not in known:
+        raise ValueError(
+            f"unknown trace {trace!r} in {path}; known traces: {', '.join(known)}"
+        )
+    nodes = list(times)
+    common = set.intersection(*(set(its) for its in times.values()))
+    if not common:
+        raise ValueError(
+            f"trace {trace!r} is empty: no iteration was recorded by every node"
+        )
+    iterations = sorted(common)
+    dropped = sum(len(its) for its in times.values()) - len(iterations) * len(nodes)
+    if dropped:
+        logger.info(
+            "Trace %r: dropped %d rows of iterations not recorded by every node",
+            trace,
+            dropped,
+        )
+    seconds = np.array([[times[n][t] for n in nodes] for t in iterations])
+    return nodes, seconds
+
+
+# --------------------------------------------------------------------------
 # Worker side
 # --------------------------------------------------------------------------
 
 
 class InjectionRecord(NamedTuple):
-    """One task executed by a worker that has a :class:`Slowdown`."""
+    """One task executed by a worker that has a :class:`Slowdown` or replays a trace.
 
-    #: Position of the task in the worker's chain (0 for the first task).
+    A slow task waits ``(factor - 1) * natural + delay`` seconds after its
+    natural run; ``added`` is the time actually waited.
+    """
+
+    #: Position of the task in the worker's chain or replay (0 for the first
+    #: task; a replay uses iteration ``index % n_iterations``).
     index: int
     #: Dask key of the task.
     key: Any
-    #: Whether the chain said slow.
+    #: Whether the task was slowed (chain said slow, or replayed factor > 1).
     slow: bool
     #: Seconds the original task took.
     natural: float
     #: Seconds added by the injector (0 when fast).
     added: float
+    #: Slowdown factor applied (1.0 when fast).
+    factor: float = 1.0
+    #: Additive delay applied, in seconds (0.0 when fast).
+    delay: float = 0.0
 
 
 class _SlowedNode(GraphNode):
@@ -251,10 +781,16 @@ class _SlowedNode(GraphNode):
     Called by the worker in its executor thread as ``node(data)``.
     """
 
-    __slots__ = ("original", "injector", "index", "slow")
+    __slots__ = ("original", "injector", "index", "slow", "factor", "delay")
 
     def __init__(
-        self, original: GraphNode, injector: StragglerInjector, index: int, slow: bool
+        self,
+        original: GraphNode,
+        injector: StragglerInjector,
+        index: int,
+        slow: bool,
+        factor: float = 1.0,
+        delay: float = 0.0,
     ):
         self.key = original.key
         self._dependencies = original.dependencies
@@ -262,6 +798,8 @@ class _SlowedNode(GraphNode):
         self.injector = injector
         self.index = index
         self.slow = slow
+        self.factor = factor if slow else 1.0
+        self.delay = delay if slow else 0.0
 
     def __call__(self, values: Any = ()) -> Any:
         start = time.perf_counter()
@@ -277,15 +815,16 @@ class _SlowedNode(GraphNode):
         natural = time.perf_counter() - start
         added = 0.0
         injector = self.injector
-        spec = injector._spec
         stop = injector._stop
-        if self.slow and spec is not None and stop is not None and not stop.is_set():
-            extra = (spec.factor - 1.0) * natural + spec.delay
+        if self.slow and stop is not None and not stop.is_set():
+            extra = (self.factor - 1.0) * natural + self.delay
             begin = time.perf_counter()
             # Event.wait blocks without spinning and ends early on teardown.
             stop.wait(extra)
             added = time.perf_counter() - begin
-        record = InjectionRecord(self.index, self.key, self.slow, natural, added)
+        record = InjectionRecord(
+            self.index, self.key, self.slow, natural, added, self.factor, self.delay
+        )
         injector._record(record)
 
     def __repr__(self) -> str:
@@ -293,31 +832,71 @@ class _SlowedNode(GraphNode):
         return f"<{state} {self.original!r}>"
 
 
+class _Schedule(Protocol):
+    def step(self) -> tuple[bool, float, float]:
+        """Advance to the next task: (slow, factor, delay)."""
+
+
+class _ChainSchedule:
+    """A :class:`Slowdown`'s Markov chain as a per-task schedule."""
+
+    def __init__(self, slowdown: Slowdown, seed: int, worker: WorkerId):
+        self._spec = slowdown
+        self._chain = _Chain(slowdown, seed, worker)
+
+    def step(self) -> tuple[bool, float, float]:
+        if self._chain.step():
+            return True, self._spec.factor, self._spec.delay
+        return False, 1.0, 0.0
+
+
+class _ReplaySchedule:
+    """One worker's column of a :class:`TraceReplay`, wrapping around."""
+
+    def __init__(self, replay: TraceReplay, worker: WorkerId):
+        column = replay.column(worker)
+        self._factors = replay.factors[:, column].tolist()
+        self._delays = replay.delays[:, column].tolist()
+        self._t = 0
+
+    def step(self) -> tuple[bool, float, float]:
+        t = self._t % len(self._factors)
+        self._t += 1
+        factor, delay = self._factors[t], self._delays[t]
+        return factor > 1.0 or delay > 0.0, factor, delay
+
+
 class StragglerInjector(WorkerPlugin):
     """Worker plugin that makes chosen workers slow for every task.
 
     Register it with :func:`inject_stragglers` (which checks the workers
     exist), or ``client.register_plugin(StragglerInjector(...))``. Each worker
-    gets its own copy; a worker not named in ``slowdowns`` is left alone.
-    Registering again replaces the previous injector: its ``teardown``
-    restores every run spec it changed and cuts short the waits of tasks
-    already running (they return their results at once).
+    gets its own copy; a worker not named in ``slowdowns`` (or in the
+    replay's workers) is left alone. Registering again replaces the previous
+    injector: its ``teardown`` restores every run spec it changed and cuts
+    short the waits of tasks already running (they return their results at
+    once).
 
     Parameters
     ----------
-    slowdowns : mapping of str or int to Slowdown
+    slowdowns : mapping of str or int to Slowdown, or TraceReplay
         Per-worker spec, keyed by worker address (``"tcp://..."``) or name
         (``LocalCluster`` names workers ``0 .. n-1``; ``0`` and ``"0"`` are
-        the same name).
+        the same name); or a :class:`TraceReplay`, whose workers then replay
+        their trace node task by task (deterministically).
     seed : int, default=0
         Seed; the chain of each worker uses a generator derived from
         ``(seed, str(key))``, so its sequence of slow/fast states is the same
-        run to run (see :func:`slow_states`).
+        run to run (see :func:`slow_states`). Unused by a replay.
     log_size : int, default=10_000
         Number of :class:`InjectionRecord` kept per worker (oldest dropped).
 
     Attributes
     ----------
+    slowdowns : dict of str or int to Slowdown
+        The Markov-chain specs (empty for a replay).
+    replay : TraceReplay or None
+        The replayed trace, if any.
     log : collections.deque of InjectionRecord
         On the worker, the most recent tasks in completion order. Read it
         through :func:`injection_log` or :meth:`records`.
@@ -331,11 +910,11 @@ class StragglerInjector(WorkerPlugin):
 
     Notes
     -----
-    The chain advances when a task enters ``executing`` (in the order tasks
-    start on the worker), and the extra time is waited in the executor
-    thread, so it counts as the task's compute time. The wait is a sleep,
-    recorded by ``distributed`` as ``thread-noncpu`` time rather than CPU.
-    A task that raises is slowed as well, then its exception propagates
+    The chain (or replay) advances when a task enters ``executing`` (in the
+    order tasks start on the worker), and the extra time is waited in the
+    executor thread, so it counts as the task's compute time. The wait is a
+    sleep, recorded by ``distributed`` as ``thread-noncpu`` time rather than
+    CPU. A task that raises is slowed as well, then its exception propagates
     unchanged.
     """
 
@@ -344,14 +923,18 @@ class StragglerInjector(WorkerPlugin):
 
     def __init__(
         self,
-        slowdowns: Mapping[WorkerId, Slowdown],
+        slowdowns: Mapping[WorkerId, Slowdown] | TraceReplay,
         *,
         seed: int = 0,
         log_size: int = DEFAULT_LOG_SIZE,
     ):
-        if not isinstance(slowdowns, Mapping):
+        replay = slowdowns if isinstance(slowdowns, TraceReplay) else None
+        if replay is not None:
+            slowdowns = {}
+        elif not isinstance(slowdowns, Mapping):
             raise ValueError(
-                f"slowdowns must be a mapping of worker to Slowdown, got {slowdowns!r}"
+                f"slowdowns must be a mapping of worker to Slowdown, or a "
+                f"TraceReplay, got {slowdowns!r}"
             )
         seen: dict[str, WorkerId] = {}
         for worker, spec in slowdowns.items():
@@ -375,25 +958,34 @@ class StragglerInjector(WorkerPlugin):
             raise ValueError(f"log_size must be a positive integer, got {log_size!r}")
 
         self.slowdowns: dict[WorkerId, Slowdown] = dict(slowdowns)
+        self.replay: TraceReplay | None = replay
         self.seed = int(seed)
         self.log: deque[InjectionRecord] = deque(maxlen=log_size)
         # Runtime state, created on the worker in ``setup``.
         self._worker: Worker | None = None
         self._identity: WorkerId | None = None
-        self._spec: Slowdown | None = None
-        self._chain: _Chain | None = None
+        self._schedule: _Schedule | None = None
         self._count = 0
         self._stop: threading.Event | None = None
         self._lock: threading.Lock | None = None
 
     def __repr__(self) -> str:
+        if self.replay is not None:
+            return f"{type(self).__name__}({self.replay!r})"
         return f"{type(self).__name__}({self.slowdowns!r}, seed={self.seed})"
+
+    @property
+    def workers(self) -> tuple[WorkerId, ...]:
+        """The workers this injector slows down (addresses or names)."""
+        if self.replay is not None:
+            return self.replay.workers
+        return tuple(self.slowdowns)
 
     # -- lifecycle ---------------------------------------------------------
 
     def setup(self, worker: Worker) -> None:
         identities = {worker.address, str(worker.name)}
-        matches = [w for w in self.slowdowns if str(w) in identities]
+        matches = [w for w in self.workers if str(w) in identities]
         if len(matches) > 1:
             raise ValueError(
                 f"worker {worker.address} (name {worker.name!r}) is given more than "
@@ -403,27 +995,34 @@ class StragglerInjector(WorkerPlugin):
         self._stop = threading.Event()
         self._lock = threading.Lock()
         if matches:
-            self._identity = matches[0]
-            self._spec = self.slowdowns[self._identity]
-            self._chain = _Chain(self._spec, self.seed, self._identity)
+            self._identity = identity = matches[0]
+            if self.replay is not None:
+                replay = self.replay
+                self._schedule = _ReplaySchedule(replay, identity)
+                node = replay.nodes[replay.column(identity)]
+                what = f"replay of node {node!r} of trace {replay.trace!r}"
+            else:
+                spec = self.slowdowns[identity]
+                self._schedule = _ChainSchedule(spec, self.seed, identity)
+                what = repr(spec)
             logger.info(
                 "Straggler injection on worker %s (as %r): %s",
                 worker.address,
-                self._identity,
-                self._spec,
+                identity,
+                what,
             )
 
     def teardown(self, worker: Worker) -> None:
         if self._stop is not None:
             self._stop.set()
-        self._chain = None
+        self._schedule = None
         restored = 0
         for ts in worker.state.tasks.values():
             run_spec = ts.run_spec
             if isinstance(run_spec, _SlowedNode) and run_spec.injector is self:
                 ts.run_spec = run_spec.original
                 restored += 1
-        if self._spec is not None:
+        if self._identity is not None:
             logger.info(
                 "Straggler injection removed from worker %s (%d run specs restored)",
                 worker.address,
@@ -431,7 +1030,7 @@ class StragglerInjector(WorkerPlugin):
             )
 
     def transition(self, key: Any, start: str, finish: str, **kwargs: Any) -> None:
-        if finish != "executing" or self._chain is None or self._worker is None:
+        if finish != "executing" or self._schedule is None or self._worker is None:
             return
         ts = self._worker.state.tasks.get(key)
         if ts is None or ts.run_spec is None:
@@ -447,8 +1046,8 @@ class StragglerInjector(WorkerPlugin):
         if "ThreadPoolExecutor" not in str(type(self._worker.executors.get(executor))):
             logger.debug("Not slowing %r: executor %r is no thread pool", key, executor)
             return
-        slow = self._chain.step()
-        ts.run_spec = _SlowedNode(run_spec, self, self._count, slow)
+        slow, factor, delay = self._schedule.step()
+        ts.run_spec = _SlowedNode(run_spec, self, self._count, slow, factor, delay)
         self._count += 1
 
     # -- log -----------------------------------------------------------------
@@ -472,13 +1071,13 @@ class StragglerInjector(WorkerPlugin):
 
 
 def _check_known_workers(
-    slowdowns: Mapping[WorkerId, Slowdown], workers: Mapping[str, Mapping[str, Any]]
+    targets: Iterable[WorkerId], workers: Mapping[str, Mapping[str, Any]]
 ) -> None:
     """Raise if a key names no worker, or two keys name the same worker."""
     names = {address: info.get("name") for address, info in workers.items()}
     unknown = []
     given: dict[str, list[WorkerId]] = {}
-    for key in slowdowns:
+    for key in targets:
         hits = [a for a, n in names.items() if str(key) in (a, str(n))]
         if not hits:
             unknown.append(key)
@@ -497,7 +1096,7 @@ def _check_known_workers(
 
 def inject_stragglers(
     client: Client,
-    slowdowns: Mapping[WorkerId, Slowdown],
+    slowdowns: Mapping[WorkerId, Slowdown] | TraceReplay,
     *,
     seed: int = 0,
     log_size: int = DEFAULT_LOG_SIZE,
@@ -508,11 +1107,13 @@ def inject_stragglers(
     ----------
     client : distributed.Client
         Synchronous or asynchronous client (then await the result).
-    slowdowns : mapping of str or int to Slowdown
-        Per-worker spec, keyed by address or name; every key must name a
-        worker currently in the cluster.
+    slowdowns : mapping of str or int to Slowdown, or TraceReplay
+        Per-worker spec, keyed by address or name; or a trace to replay
+        (see :class:`TraceReplay`). Every key, or every worker of the replay,
+        must name a worker currently in the cluster.
     seed : int, default=0
-        Seed of the per-worker chains.
+        Seed of the per-worker chains (unused by a replay, which is
+        deterministic).
     log_size : int, default=10_000
         Records kept per worker.
 
@@ -533,7 +1134,7 @@ def inject_stragglers(
     if client.asynchronous:
         return _inject_async(client, injector)
     workers = client.scheduler_info(n_workers=-1)["workers"]
-    _check_known_workers(injector.slowdowns, workers)
+    _check_known_workers(injector.workers, workers)
     client.register_plugin(injector)
     return injector
 
@@ -542,7 +1143,7 @@ async def _inject_async(
     client: Client, injector: StragglerInjector
 ) -> StragglerInjector:
     identity = await client.scheduler.identity(n_workers=-1)
-    _check_known_workers(injector.slowdowns, identity["workers"])
+    _check_known_workers(injector.workers, identity["workers"])
     await client.register_plugin(injector)
     return injector
 
