@@ -22,17 +22,20 @@ with open(_FILE) as f:
 dask.config.update_defaults(_defaults)
 
 
-def get(key: str, default: Any = None) -> Any:
+def get(key: str) -> Any:
     """Read ``quorum.<key>`` from the dask configuration.
+
+    Falls back to the packaged default when the key is absent from
+    ``dask.config.config`` (a test harness may reset the global config to a
+    snapshot taken before dask-quorum was imported).
 
     Parameters
     ----------
     key : str
         Dotted key below ``quorum``, for example ``"local-cluster.n-workers"``.
-    default : object, optional
-        Returned when the key is absent.
     """
-    return dask.config.get(f"quorum.{key}", default=default)
+    fallback = dask.config.get(f"quorum.{key}", config=_defaults)
+    return dask.config.get(f"quorum.{key}", default=fallback)
 
 
 def get_timeout(key: str) -> float:

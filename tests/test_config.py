@@ -19,6 +19,17 @@ def test_defaults_are_registered():
     assert config.get_timeout("round-timeout") > 0
 
 
+def test_packaged_defaults_survive_a_config_reset():
+    saved = dict(dask.config.config)
+    try:
+        dask.config.config.pop("quorum", None)
+        assert config.get("scheme") == "cyclic"
+        assert config.get_timeout("setup-timeout") == 60
+    finally:
+        dask.config.config.clear()
+        dask.config.config.update(saved)
+
+
 def test_dask_config_set_overrides():
     with dask.config.set({"quorum.round-timeout": "3 minutes"}):
         assert config.get_timeout("round-timeout") == 180
