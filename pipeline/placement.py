@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 
 class Placement:
-    """Replicas of the partitions, held on the workers ``code.B`` assigns them to.
+    """Replicas of the partitions, held on the workers ``B`` assigns them to.
 
     Parameters
     ----------
@@ -29,17 +29,17 @@ class Placement:
     B : ndarray of shape (n_workers, n_partitions)
         Encoding matrix: worker ``i`` holds partition ``j`` where ``B[i, j] != 0``.
     partitions : sequence
-        One payload per partition (any picklable object).
+        One payload per partition (any picklable object). Kept by reference
+        so that :meth:`update` can place replicas that move.
     timeout : float
         Seconds to wait for the data to land on the workers.
 
     Attributes
     ----------
-    futures : list of list of distributed.Future
-        ``futures[i]`` are worker ``i``'s replicas, in the order of
-        :attr:`columns`.
     columns : list of ndarray
         ``columns[i]`` are the partition indices worker ``i`` holds.
+    replicas : dict
+        ``(worker index, partition index) -> Future`` of every replica.
     """
 
     def __init__(
@@ -51,38 +51,66 @@ class Placement:
         *,
         timeout: float,
     ) -> None:
-        n_workers, n_partitions = B.shape
-        if len(workers) != n_workers:
+        if len(workers) != B.shape[0]:
             raise ValueError(
-                f"the code has {n_workers} workers but {len(workers)} addresses were given"
-            )
-        if len(partitions) != n_partitions:
-            raise ValueError(
-                f"the code has {n_partitions} partitions but {len(partitions)} were given"
+                f"the code has {B.shape[0]} workers but {len(workers)} addresses were given"
             )
         self.client = client
         self.workers = list(workers)
-        self.columns = [np.flatnonzero(B[i]) for i in range(n_workers)]
-        self.futures: list[list[Future]] = []
-        for address, cols in zip(self.workers, self.columns):
-            replicas = [partitions[j] for j in cols]
-            # hash=False: a fresh key per replica, even for equal payloads.
-            # scatter returns once the data is on the worker.
-            self.futures.append(
-                client.scatter(replicas, workers=[address], hash=False, timeout=timeout)
-                if replicas
-                else []
+        self.partitions = partitions
+        self.timeout = timeout
+        self.columns: list[np.ndarray] = [np.array([], dtype=int)] * len(self.workers)
+        self.replicas: dict[tuple[int, int], Future] = {}
+        self.update(B)
+
+    def futures(self, i: int) -> list[Future]:
+        """Worker ``i``'s replicas, in the order of ``columns[i]``."""
+        return [self.replicas[i, j] for j in self.columns[i]]
+
+    def update(self, B: np.ndarray) -> int:
+        """Re-place for a new encoding matrix, moving only what changed.
+
+        Replicas the new ``B`` still has stay where they are; new ones are
+        scattered; dropped ones are released.
+
+        Returns
+        -------
+        int
+            The number of replicas scattered.
+        """
+        n_workers, n_partitions = B.shape
+        if n_workers != len(self.workers):
+            raise ValueError(
+                f"the code has {n_workers} workers but {len(self.workers)} addresses were given"
             )
-        logger.debug(
-            "placed %d partitions as %d replicas on %d workers",
-            n_partitions,
-            sum(len(c) for c in self.columns),
-            n_workers,
-        )
+        if n_partitions != len(self.partitions):
+            raise ValueError(
+                f"the code has {n_partitions} partitions but {len(self.partitions)} were given"
+            )
+        columns = [np.flatnonzero(B[i]) for i in range(n_workers)]
+        wanted = {(i, int(j)) for i, cols in enumerate(columns) for j in cols}
+        moved = 0
+        for i, address in enumerate(self.workers):
+            new = [int(j) for j in columns[i] if (i, int(j)) not in self.replicas]
+            if new:
+                # hash=False: a fresh key per replica, even for equal payloads;
+                # scatter returns once the data is on the worker.
+                futures = self.client.scatter(
+                    [self.partitions[j] for j in new],
+                    workers=[address],
+                    hash=False,
+                    timeout=self.timeout,
+                )
+                self.replicas.update({(i, j): f for j, f in zip(new, futures)})
+                moved += len(new)
+        for pair in set(self.replicas) - wanted:
+            self.replicas.pop(pair).release()
+        self.columns = columns
+        logger.debug("placed %d replicas (%d new) on %d workers", len(wanted), moved, n_workers)
+        return moved
 
     def release(self) -> None:
         """Drop every replica (the scheduler forgets keys nobody holds)."""
-        futures = [f for fs in self.futures for f in fs]
-        self.futures = [[] for _ in self.workers]
-        for f in futures:
+        replicas, self.replicas = self.replicas, {}
+        for f in replicas.values():
             f.release()

@@ -153,7 +153,7 @@ class RoundRunner:
             fn,
             params,
             self.code.B[i, cols].tolist(),
-            *self.placement.futures[i],
+            *self.placement.futures(i),
             key=(f"quorum-round-{self._token}", t, i),
             workers=[self.placement.workers[i]],
             allow_other_workers=False,

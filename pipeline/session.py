@@ -102,6 +102,29 @@ class CodedSession:
             inline_limit=parse_bytes(config.get("params-inline-limit")),
         )
 
+    def reencode(self, code: GradientCode) -> int:
+        """Switch to another code on the same workers, moving only changed replicas.
+
+        Tasks still running from earlier rounds finish under the old code and
+        are discarded as stale; the next round uses ``code``.
+
+        Returns
+        -------
+        int
+            The number of replicas that had to be scattered.
+        """
+        if self._runner is None or self._placement is None:
+            raise RuntimeError("place the partitions before re-encoding")
+        if code.n_workers != len(self.workers):
+            raise ValueError(
+                f"the new code has {code.n_workers} workers, the session {len(self.workers)}"
+            )
+        moved = self._placement.update(code.B)
+        self.code = code
+        self._runner.code = code
+        logger.info("re-encoded with %r, %d replicas moved", code, moved)
+        return moved
+
     def round(self, fn: Callable[[Any, Any], np.ndarray], params: Any) -> np.ndarray:
         """Run one round and return the decoded sum; its record goes to :attr:`records`."""
         if self._runner is None:

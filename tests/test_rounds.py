@@ -69,7 +69,7 @@ def test_approximate_schemes_stop_at_the_quorum(client4, scheme):
 def test_each_replica_has_its_own_key_and_survives_the_amm(client4):
     with CodedSession(client4, scheme="cyclic", redundancy=2, random_state=0) as s:
         s.place(_parts(s.n_partitions))
-        keys = [f.key for fs in s._placement.futures for f in fs]
+        keys = [f.key for f in s._placement.replicas.values()]
         assert len(set(keys)) == int(np.count_nonzero(s.code.B))
 
         def run_amm_and_locate(dask_scheduler, keys=keys):
@@ -77,9 +77,7 @@ def test_each_replica_has_its_own_key_and_survives_the_amm(client4):
             return {k: sorted(ws.address for ws in dask_scheduler.tasks[k].who_has) for k in keys}
 
         located = client4.run_on_scheduler(run_amm_and_locate)
-        expected = {
-            f.key: [s.workers[i]] for i, fs in enumerate(s._placement.futures) for f in fs
-        }
+        expected = {f.key: [s.workers[i]] for (i, _), f in s._placement.replicas.items()}
         assert located == expected
 
 
@@ -155,6 +153,25 @@ def test_no_future_or_key_leaks_across_1000_rounds(client4):
     while n_scheduler_tasks(client4) > baseline and time.monotonic() < deadline:
         time.sleep(0.05)
     assert n_scheduler_tasks(client4) <= baseline
+
+
+def test_reencode_moves_only_the_replicas_that_change(client4):
+    with CodedSession(client4, scheme="cyclic", redundancy=2, random_state=0) as s:
+        parts = _parts(s.n_partitions)
+        s.place(parts)
+        s.round(scaled, 1.0)
+        kept = dict(s._placement.replicas)
+        frc = make_code("frc", 4, redundancy=2)
+        moved = s.reencode(frc)
+        new_pairs = {(i, int(j)) for i in range(4) for j in np.flatnonzero(frc.B[i])}
+        assert set(s._placement.replicas) == new_pairs
+        assert moved == len(new_pairs - set(kept))
+        for pair in new_pairs & set(kept):
+            assert s._placement.replicas[pair] is kept[pair]
+        np.testing.assert_allclose(s.round(scaled, 2.0), 2.0 * np.sum(parts, axis=0), rtol=1e-9)
+        assert s.records[-1].stop == "exact"
+        with pytest.raises(ValueError, match="workers"):
+            s.reencode(make_code("sync", 3))
 
 
 def test_session_needs_enter_and_place(client4):
