@@ -6,6 +6,11 @@ import dask
 import pytest
 from distributed import Client, LocalCluster
 
+# Before distributed.utils_test loads: it snapshots dask.config at import and
+# resets to that snapshot around its tests, so the quorum.* defaults must
+# already be registered.
+import dask_quorum  # noqa: F401
+
 pytest_plugins = ["distributed.utils_test"]
 
 
