@@ -73,7 +73,8 @@ def fit_by_rounds(
     """
     keep_params = bool(config.get("history.keep-params"))
     with CodedSession(client, scheme=scheme, redundancy=redundancy, random_state=random_state) as session:
-        session.place(row_partitions(X, y, session.n_partitions))
+        parts = row_partitions(X, y, session.n_partitions)
+        session.place(parts, units=[p[0].shape[0] for p in parts])
         result = lbfgs(
             lambda x: session.round(partial, x),
             objective,

@@ -33,6 +33,9 @@ class Placement:
         so that :meth:`update` can place replicas that move.
     timeout : float
         Seconds to wait for the data to land on the workers.
+    units : sequence of float, optional
+        Work units (rows) of each partition; tasks declare the sum over the
+        replicas they read so that latencies can be compared per unit.
 
     Attributes
     ----------
@@ -50,7 +53,10 @@ class Placement:
         partitions: Sequence[Any],
         *,
         timeout: float,
+        units: Sequence[float] | None = None,
     ) -> None:
+        if units is not None and len(units) != len(partitions):
+            raise ValueError(f"{len(units)} units were given for {len(partitions)} partitions")
         if len(workers) != B.shape[0]:
             raise ValueError(
                 f"the code has {B.shape[0]} workers but {len(workers)} addresses were given"
@@ -58,6 +64,7 @@ class Placement:
         self.client = client
         self.workers = list(workers)
         self.partitions = partitions
+        self._units = np.ones(len(partitions)) if units is None else np.asarray(units, dtype=float)
         self.timeout = timeout
         self.columns: list[np.ndarray] = [np.array([], dtype=int)] * len(self.workers)
         self.replicas: dict[tuple[int, int], Future] = {}
@@ -66,6 +73,10 @@ class Placement:
     def futures(self, i: int) -> list[Future]:
         """Worker ``i``'s replicas, in the order of ``columns[i]``."""
         return [self.replicas[i, j] for j in self.columns[i]]
+
+    def units(self, i: int) -> float:
+        """Work units worker ``i``'s replicas hold."""
+        return float(self._units[self.columns[i]].sum())
 
     def update(self, B: np.ndarray) -> int:
         """Re-place for a new encoding matrix, moving only what changed.

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
+import dask
 import numpy as np
 from dask.sizeof import sizeof
 from distributed import Client, Future
@@ -39,6 +40,9 @@ from .coding import EXACT_TOL, GradientCode
 from .placement import Placement
 
 logger = logging.getLogger(__name__)
+
+#: Task prefix of the round tasks; their keys are ``(f"{ROUND_PREFIX}-{token}", round, worker)``.
+ROUND_PREFIX = "quorum-round"
 
 
 class RoundTimeoutError(TimeoutError):
@@ -146,19 +150,21 @@ class RoundRunner:
             return params
         return self.client.scatter(params, broadcast=True, hash=False, timeout=self.timeout)
 
-    def _submit(self, t: int, i: int, fn: Callable, params: Future) -> None:
+    def _submit(self, t: int, i: int, fn: Callable, params: Any) -> None:
         cols = self.placement.columns[i]
-        fut = self.client.submit(
-            coded_partial,
-            fn,
-            params,
-            self.code.B[i, cols].tolist(),
-            *self.placement.futures(i),
-            key=(f"quorum-round-{self._token}", t, i),
-            workers=[self.placement.workers[i]],
-            allow_other_workers=False,
-            pure=False,
-        )
+        # The latency recorder normalises compute time by these work units.
+        with dask.annotate(quorum_units=self.placement.units(i)):
+            fut = self.client.submit(
+                coded_partial,
+                fn,
+                params,
+                self.code.B[i, cols].tolist(),
+                *self.placement.futures(i),
+                key=(f"{ROUND_PREFIX}-{self._token}", t, i),
+                workers=[self.placement.workers[i]],
+                allow_other_workers=False,
+                pure=False,
+            )
         self._inflight[i] = fut
         fut.add_done_callback(functools.partial(self._on_done, t, i))
 

@@ -86,12 +86,23 @@ class CodedSession:
             raise RuntimeError("enter the session first")
         return self.code.n_partitions
 
-    def place(self, partitions: Sequence[Any]) -> None:
-        """Scatter the partitions' replicas to the workers the code assigns them."""
+    def place(self, partitions: Sequence[Any], units: Sequence[float] | None = None) -> None:
+        """Scatter the partitions' replicas to the workers the code assigns them.
+
+        Parameters
+        ----------
+        partitions : sequence
+            :attr:`n_partitions` payloads.
+        units : sequence of float, optional
+            Work units (rows) per partition, declared on the round tasks for
+            the latency recorder.
+        """
         if self.code is None:
             raise RuntimeError("enter the session first")
         timeout = config.get_timeout("setup-timeout")
-        self._placement = Placement(self.client, self.workers, self.code.B, partitions, timeout=timeout)
+        self._placement = Placement(
+            self.client, self.workers, self.code.B, partitions, timeout=timeout, units=units
+        )
         self._runner = RoundRunner(
             self.client,
             self.code,

@@ -10,7 +10,7 @@ import dask
 
 from dask_quorum.pipeline.coding import make_code
 from dask_quorum.pipeline.injection import Slowdown, inject_stragglers, remove_stragglers
-from dask_quorum.pipeline.rounds import RoundTimeoutError
+from dask_quorum.pipeline.rounds import ROUND_PREFIX, RoundTimeoutError
 from dask_quorum.pipeline.session import CodedSession
 
 
@@ -172,6 +172,29 @@ def test_reencode_moves_only_the_replicas_that_change(client4):
         assert s.records[-1].stop == "exact"
         with pytest.raises(ValueError, match="workers"):
             s.reencode(make_code("sync", 3))
+
+
+def test_round_tasks_declare_their_units_to_the_recorder(client4):
+    from dask_quorum.pipeline.recorder import attach, latencies
+
+    attach(client4)
+    with CodedSession(client4, scheme="cyclic", redundancy=2, random_state=0) as s:
+        s.place(_parts(s.n_partitions), units=[10, 20, 30, 40])
+        s.round(scaled, 1.0)
+        token = s._runner._token
+        expected = {s.workers[i]: s._placement.units(i) for i in range(4)}
+    ds = latencies(client4)
+    ours = ds["prefix"] == ROUND_PREFIX
+    got = {}
+    for w in ds["worker"].values:
+        sel = ds.sel(worker=w)
+        for key, units, mine in zip(sel["key"].values, sel["units"].values, ours.sel(worker=w).values):
+            if mine and token in key:
+                got[w] = units
+    # cyclic, n=4, r=2: worker i reads partitions i and i+1
+    assert [expected[w] for w in s.workers] == [30.0, 50.0, 70.0, 50.0]
+    assert len(got) >= s.code.min_responders
+    assert got == {w: expected[w] for w in got}
 
 
 def test_session_needs_enter_and_place(client4):
