@@ -19,7 +19,10 @@ worker did not report (:func:`latency_matrix`). For every worker ``i``:
 * **Frequency.** ``p[i]`` is the fraction of the worker's observed rounds
   in which it straggled (the maximum-likelihood estimate, no smoothing).
 * **Persistence.** A two-state Markov chain (fast, slow) fitted from the
-  pairs of *consecutive* rounds in which the worker was observed:
+  pairs of *consecutive observations* of the worker, i.e. its successive
+  observed rounds; rounds in between in which it was not observed (NaN:
+  the engine skips a worker still busy with an earlier round's task, so a
+  10x straggler reports about one round in ten) are stepped over:
   ``P(slow | slow) = (n_ss + a) / (n_ss + n_sf + 2a)`` and
   ``P(slow | fast) = (n_fs + a) / (n_fs + n_ff + 2a)``, i.e. the posterior
   mean under a ``Beta(a, a)`` prior (``a = prior``, default 1: add-one /
@@ -36,9 +39,12 @@ worker did not report (:func:`latency_matrix`). For every worker ``i``:
   ``slow_rate = rate / threshold``, with ``typical`` the median of the
   round medians. ``rate`` is ``inf`` when all samples of a state are equal
   (a point mass).
-* **Slowdown.** ``median(slow latencies) / typical``; for a worker with no
-  slow sample, the median of its (borrowed) slow-state distribution over
-  ``typical``.
+* **Slowdown.** ``median(slow latencies) / typical``. A worker never seen
+  slow gets the cluster's pooled value (the median of all workers' slow
+  latencies over ``typical``), or, when nobody straggled, the median of its
+  stretched slow-state distribution over ``typical``. Borrowed slow-state
+  values describe what a slow round of that worker would likely look like;
+  ``p`` says how rarely it happens.
 
 Gamma-by-moments fits of both states are reported by
 :meth:`StragglerModel.goodness_of_fit` as an alternative to compare with.
@@ -48,7 +54,7 @@ Examples
 >>> import numpy as np
 >>> from dask_quorum.pipeline.stragglers import fit_straggler_model
 >>> rng = np.random.default_rng(0)
->>> x = 1.0 + rng.exponential(0.05, size=(200, 4))
+>>> x = 1.0 + rng.exponential(0.01, size=(200, 4))
 >>> x[:, 3] *= 10                      # worker "3" is always ten times slower
 >>> model = fit_straggler_model(x)
 >>> model.slow_workers()
@@ -239,14 +245,19 @@ def load_trace(path: str | PathLike[str], trace: str) -> pd.DataFrame:
     dupes = out.duplicated(["node", "iteration"])
     if dupes.any():
         first = out[dupes].iloc[0]
-        raise ValueError(f"{path}: trace {trace!r} repeats node {first['node']!r} iteration {first['iteration']}")
+        raise ValueError(
+            f"{path}: trace {trace!r} repeats node {first['node']!r} iteration {first['iteration']}"
+        )
     return out.sort_values(["node", "iteration"], kind="stable").reset_index(drop=True)
 
 
 def _pick_column(df: pd.DataFrame, names: Sequence[str], role: str) -> str:
     present = [c for c in names if c in df.columns]
     if not present:
-        raise ValueError(f"long-format latencies need a {role} column named one of {list(names)}; found {list(df.columns)}")
+        raise ValueError(
+            f"long-format latencies need a {role} column named one of {list(names)}; "
+            f"found {list(df.columns)}"
+        )
     if len(present) > 1:
         raise ValueError(f"ambiguous {role} column: both {present} are present")
     return present[0]
@@ -272,14 +283,16 @@ def _from_long(df: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
     if "units" in df.columns:
         units = pd.to_numeric(df["units"], errors="coerce").to_numpy(dtype=float)
         values = _per_unit(values, units)
-    frame = pd.DataFrame({"w": df[wcol].astype(str).to_numpy(), "r": rounds.astype(np.int64).to_numpy(), "v": values})
+    frame = pd.DataFrame(
+        {"w": df[wcol].astype(str).to_numpy(), "r": rounds.astype(np.int64).to_numpy(), "v": values}
+    )
     if frame.duplicated(["w", "r"]).any():
         first = frame[frame.duplicated(["w", "r"])].iloc[0]
         raise ValueError(f"worker {first['w']!r} has several latencies for {rcol} {first['r']}")
     wide = frame.pivot(index="r", columns="w", values="v")
     if len(wide):
         wide = wide.reindex(np.arange(wide.index.min(), wide.index.max() + 1))  # gaps become NaN rows
-    names = list(dict.fromkeys(frame["w"]))  # order of first appearance
+    names = sorted(frame["w"].unique())
     wide = wide.reindex(columns=names)
     return wide.to_numpy(dtype=float), names
 
@@ -287,7 +300,8 @@ def _from_long(df: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
 def _per_unit(compute: np.ndarray, units: np.ndarray) -> np.ndarray:
     known = np.isfinite(units)
     if (units[known] <= 0).any():
-        raise ValueError(f"units must be positive where known (NaN = unknown); found {units[known][units[known] <= 0][0]:g}")
+        bad = units[known][units[known] <= 0][0]
+        raise ValueError(f"units must be positive where known (NaN = unknown); found {bad:g}")
     return np.where(known, compute / np.where(known, units, 1.0), compute)
 
 
@@ -312,13 +326,23 @@ def _from_recorder(ds: xr.Dataset) -> tuple[np.ndarray, list[str]]:
 
     compute = np.asarray(_var("compute"), dtype=float)
     n_workers, n_samples = compute.shape
-    names = [str(w) for w in ds["worker"].to_numpy()] if "worker" in ds.coords else [str(i) for i in range(n_workers)]
+    if "worker" in ds.coords:
+        names = [str(w) for w in ds["worker"].to_numpy()]
+    else:
+        names = [str(i) for i in range(n_workers)]
     units = _var("units")
     value = compute if units is None else _per_unit(compute, np.asarray(units, dtype=float))
     start = _var("start")
-    start = np.broadcast_to(np.arange(n_samples, dtype=float), compute.shape) if start is None else np.asarray(start, dtype=float)
+    if start is None:  # no start times: the recorder's sample order
+        start = np.broadcast_to(np.arange(n_samples, dtype=float), compute.shape)
+    start = np.asarray(start, dtype=float)
     keys = _var("key")
     valid = ~np.isnan(value)
+    erred = _var("erred")
+    if erred is not None:  # a failed task's time is no latency
+        valid &= ~np.asarray(erred, dtype=bool)
+    if "" in names:  # the recorder's row for tasks whose worker is unknown
+        valid[names.index("")] = False
 
     parsed: dict[tuple[int, int], tuple[str, int]] = {}
     if keys is not None:
@@ -344,9 +368,10 @@ def _from_recorder(ds: xr.Dataset) -> tuple[np.ndarray, list[str]]:
             total += span[token][1] - span[token][0] + 1
         x = np.full((total, n_workers), np.nan)
         # the latest measurement of a (round, worker) wins (e.g. a resubmitted task)
-        for (i, s), (token, r) in sorted(parsed.items(), key=lambda kv: start[kv[0]]):
+        order = np.where(np.isnan(start), -np.inf, start)
+        for (i, s), (token, r) in sorted(parsed.items(), key=lambda kv: order[kv[0]]):
             x[offset[token] + r, i] = value[i, s]
-        return x, names
+        return _drop_unknown_worker(x, names)
 
     counts = valid.sum(axis=1)
     x = np.full((int(counts.max(initial=0)), n_workers), np.nan)
@@ -354,7 +379,15 @@ def _from_recorder(ds: xr.Dataset) -> tuple[np.ndarray, list[str]]:
         idx = np.flatnonzero(valid[i])
         idx = idx[np.argsort(start[i, idx], kind="stable")]
         x[: len(idx), i] = value[i, idx]
-    return x, names
+    return _drop_unknown_worker(x, names)
+
+
+def _drop_unknown_worker(x: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[str]]:
+    if "" not in names:
+        return x, names
+    keep = [j for j, w in enumerate(names) if w != ""]
+    logger.debug("latency_matrix: dropping the samples of unknown workers")
+    return x[:, keep], [names[j] for j in keep]
 
 
 def latency_matrix(
@@ -375,8 +408,8 @@ def latency_matrix(
           round column (``round`` or ``iteration``, integers) and
           ``seconds``, optionally ``units`` (rows processed; NaN = unknown),
           such as one trace of the EC2 CSV (:func:`load_trace`). Rows are
-          aligned by round number; missing rounds in between become NaN
-          rows;
+          aligned by round number (missing rounds in between become NaN
+          rows), workers sorted by name;
         * an :class:`xarray.Dataset` shaped like the latency recorder's
           output: dims ``(worker, sample)``, ``compute`` (seconds),
           ``units`` (rows; NaN when unknown), ``start`` and ``key`` (str of
@@ -385,7 +418,9 @@ def latency_matrix(
           by round number (several tokens are stacked in order of their
           first start; the latest sample wins for a repeated round) and
           other tasks are ignored; when no key parses, the i-th sample of
-          every worker in start-time order forms round i.
+          every worker in start-time order forms round i. Samples with
+          ``erred`` True and the worker ``""`` (tasks whose worker the
+          scheduler did not report) are left out.
     workers : sequence of str, optional
         For an array: the worker names (default ``"0"``, ``"1"``, ...). For
         a DataFrame or Dataset: the workers to keep, in this order.
@@ -409,13 +444,19 @@ def latency_matrix(
     names: list[str] | None = None
     if isinstance(data, xr.Dataset):
         x, names = _from_recorder(data)
-    elif isinstance(data, pd.DataFrame) and any(c in data.columns for c in WORKER_COLUMNS) and VALUE_COLUMN in data.columns:
+    elif (
+        isinstance(data, pd.DataFrame)
+        and any(c in data.columns for c in WORKER_COLUMNS)
+        and VALUE_COLUMN in data.columns
+    ):
         x, names = _from_long(data)
     else:
         if isinstance(data, pd.DataFrame):
             names = [str(c) for c in data.columns]
         elif isinstance(data, xr.DataArray):
-            raise ValueError("pass an xarray.DataArray as data.values (rounds x workers) or a recorder Dataset")
+            raise ValueError(
+                "pass an xarray.DataArray as data.values (rounds x workers) or a recorder Dataset"
+            )
         try:
             x = np.array(data, dtype=float)
         except (TypeError, ValueError) as exc:
@@ -423,7 +464,10 @@ def latency_matrix(
         if x.ndim != 2:
             raise ValueError(f"latencies must be 2-D (rounds x workers), got shape {x.shape}")
         if names is None:
-            names = [str(i) for i in range(x.shape[1])] if workers is None else _check_names(workers, x.shape[1])
+            if workers is None:
+                names = [str(i) for i in range(x.shape[1])]
+            else:
+                names = _check_names(workers, x.shape[1])
             workers = None
     if x.size == 0:
         raise ValueError(f"latencies are empty (shape {x.shape})")
@@ -461,8 +505,8 @@ def _gamma_moments(samples: np.ndarray) -> tuple[float, float]:
 def _ks_shifted_exp(samples: np.ndarray, shift: float, rate: float) -> float:
     if samples.size == 0:
         return math.nan
-    if math.isinf(rate):
-        return float(stats.kstest(samples, lambda t: (np.asarray(t) >= shift).astype(float)).statistic)
+    if math.isinf(rate):  # point mass at shift: sup |F_n - F| = max(share below, share above)
+        return float(max(np.mean(samples < shift), np.mean(samples > shift)))
     return float(stats.kstest(samples, "expon", args=(shift, 1.0 / rate)).statistic)
 
 
@@ -479,6 +523,16 @@ def _frozen(a: Any, name: str, n: int, dtype: type = float) -> np.ndarray:
         raise ValueError(f"{name} must have one value per worker ({n}), got shape {arr.shape}")
     arr.setflags(write=False)
     return arr
+
+
+def _transition_counts(observed: np.ndarray, slow: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per worker: slow->slow, slow->fast, fast->slow, fast->fast counts over successive observations."""
+    counts = np.zeros((4, observed.shape[1]), dtype=np.int64)
+    for i in range(observed.shape[1]):
+        s = slow[observed[:, i], i]
+        s0, s1 = s[:-1], s[1:]
+        counts[:, i] = ((s0 & s1).sum(), (s0 & ~s1).sum(), (~s0 & s1).sum(), (~s0 & ~s1).sum())
+    return tuple(counts)
 
 
 def _straggle_indicator(x: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -586,6 +640,23 @@ class StragglerModel:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(denom > 0, a / np.where(denom > 0, denom, 1.0), self.p)
 
+    @property
+    def p_stderr(self) -> np.ndarray:
+        """Standard error of each ``p`` estimate, allowing for persistence.
+
+        ``sqrt(p (1 - p) / n * (1 + lam) / (1 - lam))`` with ``lam =
+        P(slow|slow) - P(slow|fast)``, the variance of the mean of a
+        two-state Markov chain's indicator; ``inf`` for a worker with no
+        observed round. Persistent chains make ``p`` noisy: use it to choose
+        the ``tol`` of :meth:`changed` (e.g. above 3 x ``sqrt(se_a**2 +
+        se_b**2)``).
+        """
+        lam = self.p_slow_slow - self.p_slow_fast
+        n = self.n_rounds.astype(float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            var = self.p * (1.0 - self.p) / n * (1.0 + lam) / (1.0 - lam)
+        return np.where((n > 0) & (lam < 1.0), np.sqrt(np.where(np.isfinite(var), var, 0.0)), np.inf)
+
     def slow_workers(self, p_min: float = 0.5) -> list[str]:
         """Workers that straggle in more than a fraction ``p_min`` of rounds.
 
@@ -684,11 +755,14 @@ class StragglerModel:
             If the model was not fitted from data (``latencies`` is None).
         """
         if self.latencies is None:
-            raise ValueError("goodness_of_fit needs the fitted data: this model has no latencies (built by hand?)")
+            raise ValueError(
+                "goodness_of_fit needs the fitted data: this model has no latencies (built by hand?)"
+            )
         x = self.latencies
         _, _, slow = _straggle_indicator(x, self.threshold)
         fast = ~np.isnan(x) & ~slow
-        cols: dict[str, list[float]] = {k: [] for k in ("ks_fast", "ks_slow", "ks_fast_gamma", "ks_slow_gamma")}
+        names = ("ks_fast", "ks_slow", "ks_fast_gamma", "ks_slow_gamma")
+        cols: dict[str, list[float]] = {k: [] for k in names}
         for i in range(self.n_workers):
             xf, xs = x[fast[:, i], i], x[slow[:, i], i]
             cols["ks_fast"].append(_ks_shifted_exp(xf, self.shift[i], self.rate[i]))
@@ -714,14 +788,20 @@ class StragglerModel:
     def to_dataset(self) -> xr.Dataset:
         """The per-worker parameters as an :class:`xarray.Dataset` (dim ``worker``)."""
         return xr.Dataset(
-            {name: ("worker", np.asarray(getattr(self, name)), {"description": _DESCRIPTIONS[name]}) for name in _FIELDS},
+            {
+                name: ("worker", np.asarray(getattr(self, name)), {"description": _DESCRIPTIONS[name]})
+                for name in _FIELDS
+            },
             coords={"worker": np.array(self.workers, dtype=object)},
             attrs={"threshold": self.threshold},
         )
 
     def summary(self) -> str:
         """A fixed-width table, one line per worker (``*`` marks ``p > 0.5``)."""
-        head = ("worker", "rounds", "p", "P(s|s)", "P(s|f)", "shift", "1/rate", "slow_shift", "slow_1/rate", "slowdown")
+        head = (
+            "worker", "rounds", "p", "P(s|s)", "P(s|f)",
+            "shift", "1/rate", "slow_shift", "slow_1/rate", "slowdown",
+        )
         rows = []
         for i, w in enumerate(self.workers):
             rows.append(
@@ -770,7 +850,8 @@ class StragglerModel:
             raise ValueError(f"tol must be in [0, 1), got {tol!r}")
         mine, theirs = set(self.workers), set(other.workers)
         if mine != theirs:
-            logger.info("straggler model changed: workers gone %s, new %s", sorted(mine - theirs), sorted(theirs - mine))
+            gone, new = sorted(mine - theirs), sorted(theirs - mine)
+            logger.info("straggler model changed: workers gone %s, new %s", gone, new)
             return True
         idx = [other.workers.index(w) for w in self.workers]
         moved = np.abs(np.asarray(other.p)[idx] - self.p)
@@ -835,7 +916,9 @@ def fit_straggler_model(
         raise ValueError("latencies are all NaN: nothing was observed")
     n_obs_rounds = int(observed.any(axis=1).sum())
     if n_obs_rounds < 2:
-        raise ValueError(f"need latencies from at least 2 rounds to fit a straggler model, got {n_obs_rounds}")
+        raise ValueError(
+            f"need latencies from at least 2 rounds to fit a straggler model, got {n_obs_rounds}"
+        )
     n_rounds = observed.sum(axis=0)
     if (n_rounds == 0).any():
         never = [w for w, k in zip(names, n_rounds) if k == 0]
@@ -845,18 +928,14 @@ def fit_straggler_model(
         raise ValueError("the median round latency is 0: latencies carry no timing information")
 
     p = slow.sum(axis=0) / n_rounds
-    pair = observed[:-1] & observed[1:]
-    s0, s1 = slow[:-1], slow[1:]
-    n_ss = (pair & s0 & s1).sum(axis=0)
-    n_sf = (pair & s0 & ~s1).sum(axis=0)
-    n_fs = (pair & ~s0 & s1).sum(axis=0)
-    n_ff = (pair & ~s0 & ~s1).sum(axis=0)
+    n_ss, n_sf, n_fs, n_ff = _transition_counts(observed, slow)
     p_ss = (n_ss + prior) / (n_ss + n_sf + 2 * prior)
     p_sf = (n_fs + prior) / (n_fs + n_ff + 2 * prior)
 
     fast = observed & ~slow
     pooled_fast = _shifted_exp(x[fast])  # every observed round has a fast worker: never empty
     pooled_slow = _shifted_exp(x[slow]) if slow.sum() >= MIN_STATE_SAMPLES else None
+    pooled_slowdown = float(np.median(x[slow])) / typical if slow.any() else None
     n_workers = len(names)
     shift, rate = np.empty(n_workers), np.empty(n_workers)
     slow_shift, slow_rate, slowdown = np.empty(n_workers), np.empty(n_workers), np.empty(n_workers)
@@ -871,6 +950,8 @@ def fit_straggler_model(
             slow_shift[i], slow_rate[i] = threshold * typical, rate[i] / threshold
         if xs.size:
             slowdown[i] = float(np.median(xs)) / typical
+        elif pooled_slowdown is not None:
+            slowdown[i] = pooled_slowdown
         else:
             slowdown[i] = (slow_shift[i] + math.log(2.0) / slow_rate[i]) / typical
     model = StragglerModel(
@@ -888,6 +969,9 @@ def fit_straggler_model(
         latencies=x,
     )
     logger.debug(
-        "fitted straggler model: %d rounds x %d workers, slow workers %s", x.shape[0], n_workers, model.slow_workers()
+        "fitted straggler model: %d rounds x %d workers, slow workers %s",
+        x.shape[0],
+        n_workers,
+        model.slow_workers(),
     )
     return model
