@@ -8,7 +8,13 @@ go on with the first sufficient set of workers.
 from dask_quorum import config  # noqa: F401  (registers the quorum.* defaults)
 from dask_quorum.estimators import LinearRegression, LogisticRegression
 from dask_quorum.pipeline.coding import make_code
-from dask_quorum.pipeline.injection import Slowdown, StragglerInjector, inject_stragglers, remove_stragglers
+from dask_quorum.pipeline.injection import (
+    Slowdown,
+    StragglerInjector,
+    TraceReplay,
+    inject_stragglers,
+    remove_stragglers,
+)
 
 __version__ = "0.1.0.dev0"
 
@@ -17,6 +23,7 @@ __all__ = [
     "LogisticRegression",
     "Slowdown",
     "StragglerInjector",
+    "TraceReplay",
     "inject_stragglers",
     "make_code",
     "remove_stragglers",

@@ -290,8 +290,8 @@ def _frozen_matrix(name: str, value: Any, low: float) -> np.ndarray:
     if (array < low).any():
         t, i = np.argwhere(array < low)[0]
         raise ValueError(
-            f"{name} must be >= {low}, got {array[t, i]!r} at iteration {t}, "
-            f"worker {i}"
+            f"{name} must be >= {low}, got {float(array[t, i])!r} at "
+            f"iteration {t}, worker {i}"
         )
     array.setflags(write=False)
     return array
@@ -452,7 +452,8 @@ class TraceReplay:
             if str(w) == str(worker):
                 return i
         raise ValueError(
-            f"unknown worker {worker!r}: the replay's workers are {list(self.workers)!r}"
+            f"unknown worker {worker!r}: the replay's workers are "
+            f"{list(self.workers)!r}"
         )
 
     def schedule(self, worker: WorkerId, n_tasks: int) -> tuple[np.ndarray, np.ndarray]:
@@ -565,14 +566,14 @@ class TraceReplay:
         if not np.isfinite(matrix).all():
             t, j = np.argwhere(~np.isfinite(matrix))[0]
             raise ValueError(
-                f"seconds must be finite, got {matrix[t, j]!r} at iteration {t}, "
-                f"node {j}"
+                f"seconds must be finite, got {float(matrix[t, j])!r} at "
+                f"iteration {t}, node {j}"
             )
         if (matrix < 0).any():
             t, j = np.argwhere(matrix < 0)[0]
             raise ValueError(
-                f"seconds must be >= 0, got {matrix[t, j]!r} at iteration {t}, "
-                f"node {j}"
+                f"seconds must be >= 0, got {float(matrix[t, j])!r} at "
+                f"iteration {t}, node {j}"
             )
         workers = _check_workers(workers)
         if len(workers) > n_nodes:
@@ -617,7 +618,7 @@ class TraceReplay:
         budget: float | None = None,
         scale: float | None = None,
     ) -> TraceReplay:
-        """Replay one trace of a CSV file with columns ``trace, node, iteration, seconds``.
+        """Replay one trace of a CSV file (``trace, node, iteration, seconds``).
 
         The file is read as plain text with :mod:`csv` (extra columns are
         ignored). Nodes are numbered in the order they first appear in the
@@ -686,7 +687,8 @@ def _read_trace_csv(
             if not row:  # blank line
                 continue
             where = f"{path}, line {reader.line_num}"
-            if len(row) != len(header) or any(row[i].strip() == "" for i in col.values()):
+            short = len(row) != len(header)
+            if short or any(row[i].strip() == "" for i in col.values()):
                 kind = "too many fields" if len(row) > len(header) else "truncated row"
                 raise ValueError(
                     f"{where}: {kind} {row!r}, expected {len(header)} non-empty "

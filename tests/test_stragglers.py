@@ -16,7 +16,7 @@ from dask_quorum.pipeline.stragglers import (
     load_trace,
 )
 
-TRACES = Path("/work/shared/traces/aws_ec2_iteration_times.csv")
+TRACES = Path(__file__).resolve().parents[2] / "shared" / "traces" / "aws_ec2_iteration_times.csv"  # ../shared
 needs_traces = pytest.mark.skipif(not TRACES.exists(), reason=f"{TRACES} not present")
 
 
