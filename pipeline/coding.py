@@ -13,6 +13,9 @@ The module is pure NumPy and knows nothing about Dask.  The engine asks
 :func:`make_code` for a :class:`GradientCode`, ships partition ``j`` to the
 workers in ``code.holders(j)``, waits for ``code.min_responders`` answers
 (or fewer, on a deadline) and combines them with ``code.decode(responders)``.
+Every few rounds it may switch to ``code.rotated(shift)`` (same loads,
+partitions relabelled) so that no partition stays behind a persistently slow
+worker, re-placing only the replicas that moved.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ __all__ = ["SCHEMES", "EXACT_TOL", "GradientCode", "make_code"]
 logger = logging.getLogger(__name__)
 
 #: Names accepted by :func:`make_code`.
-SCHEMES: tuple[str, ...] = ("sync", "uncoded", "frc", "cyclic", "expander")
+SCHEMES: tuple[str, ...] = ("sync", "uncoded", "frc", "cyclic", "expander", "heterogeneous")
 
 #: ``is_exact`` threshold on ``err(S)`` (a mean squared coefficient error).
 EXACT_TOL: float = 1e-10
@@ -39,6 +42,13 @@ EXACT_TOL: float = 1e-10
 _EXACT_SCHEMES = frozenset({"sync", "frc", "cyclic"})
 _RESCALED_SCHEMES = frozenset({"sync", "uncoded"})  # decoded by k / |S| rescaling
 _SWAPS_PER_EDGE = 10  # edge switches per edge when randomising the expander
+#: ``heterogeneous``: straggle probabilities are clipped into this range before
+#: ``delta = p / (1 - p)`` so that a perfectly reliable worker (``p = 0``) gets
+#: a finite weight ``1 / delta`` (999 at most, i.e. the most reliable worker
+#: weighs at most ``999**2`` times the least reliable).
+_PROB_CLIP = (1e-3, 1.0 - 1e-3)
+#: ``heterogeneous``: workers with ``p >= _SLOW_PROB`` are likely stragglers.
+_SLOW_PROB = 0.5
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -108,6 +118,47 @@ class GradientCode:
             f"n_partitions={self.n_partitions}, redundancy={self.redundancy}, "
             f"n_stragglers={self.n_stragglers}, exact={self.exact})"
         )
+
+    def rotated(self, shift: int) -> GradientCode:
+        """The same code with its partitions cyclically relabelled by ``shift``.
+
+        Worker ``i`` of the result holds partition ``(j + shift) mod k``
+        wherever this code's worker ``i`` holds ``j``:
+        ``rotated(shift).B == numpy.roll(B, shift, axis=1)``.  Worker loads,
+        redundancy, exactness and the error of every responder set are
+        unchanged; only *which* partitions sit behind which workers changes.
+        ``rotated(a).rotated(b)`` equals ``rotated(a + b)`` and
+        ``rotated(k)`` equals the code itself.
+
+        Rotating every few rounds (Johri, Yardi & Bodas, arXiv 2105.06124)
+        keeps a persistently slow worker from always losing the same
+        partitions, which would bias the decoded sum.
+
+        Rotation moves data.  Going from shift ``s`` to ``s + 1``, worker
+        ``i`` holding the set ``A_i`` must receive the partitions of
+        ``A_i + 1`` that are not in ``A_i`` (and may drop as many): one per
+        maximal run of cyclically consecutive partitions in ``A_i``, none
+        if it holds all ``k``.  ``heterogeneous``, ``cyclic`` and ``frc``
+        give every worker a single run, so one step moves exactly one
+        replica per worker holding fewer than ``k`` partitions: at most
+        ``n_workers`` of the ``redundancy * k`` replicas.  A random
+        ``expander`` has mostly isolated partitions per worker and moves
+        nearly all of its replicas.  A shift of ``m`` moves at most ``m``
+        replicas per run.
+
+        Parameters
+        ----------
+        shift : int
+            Any integer; taken modulo ``n_partitions``.
+
+        Returns
+        -------
+        GradientCode
+        """
+        if isinstance(shift, (bool, np.bool_)) or not isinstance(shift, Integral):
+            raise ValueError(f"shift must be an integer, got {shift!r}")
+        B = np.roll(self.B, int(shift) % self.n_partitions, axis=1)
+        return GradientCode(scheme=self.scheme, B=B, redundancy=self.redundancy, exact=self.exact)
 
     def assignment(self, worker: int) -> NDArray[np.intp]:
         """Partition indices held by ``worker`` (nonzero columns of its row)."""
@@ -210,7 +261,7 @@ def make_code(
 
     Parameters
     ----------
-    scheme : {"sync", "uncoded", "frc", "cyclic", "expander"}
+    scheme : {"sync", "uncoded", "frc", "cyclic", "expander", "heterogeneous"}
         ``sync``: ``B = I``, wait for every worker; ``redundancy`` is ignored
         (the code reports ``redundancy=1``) and never raises beyond type
         checks.  ``uncoded``: ``B = I``, ignore the ``redundancy - 1``
@@ -223,18 +274,23 @@ def make_code(
         ``expander``: ``B`` is the adjacency matrix of a random
         ``redundancy``-regular bipartite graph divided by ``redundancy``
         (Raviv et al. arXiv 1707.03858; Charles et al. arXiv 1711.06771).
+        ``heterogeneous``: heterogeneity-aware loads from ``straggle_probs``
+        (Song & Choi, NeurIPS 2025): reliable workers hold more partitions,
+        likely stragglers fewer, every partition has ``redundancy``
+        replicas and ``B = 1 / redundancy`` on the support; see Notes.
     n_workers : int
         Number of workers, at least 1.
     redundancy : int, default 2
         Replication factor ``r`` in ``[1, n_workers]``; rounds may ignore
         ``r - 1`` stragglers.
     straggle_probs : array_like of shape (n_workers,), optional
-        Per-worker straggle probabilities in ``[0, 1)``, reserved for
-        heterogeneity-aware schemes.  Validated, then rejected: no scheme
-        here uses it.
+        Per-worker straggle probabilities in ``[0, 1)``.  Required by
+        ``heterogeneous``; rejected by every other scheme.
     random_state : None, int, numpy.random.RandomState or numpy.random.Generator
-        Seed for the randomised construction (``expander``); the same seed
-        gives the same ``B``.  The other schemes are deterministic.
+        Seed for the randomised constructions: the graph of ``expander``,
+        and the order among workers with equal ``straggle_probs`` in
+        ``heterogeneous``.  The same seed gives the same ``B``.  The other
+        schemes are deterministic.
 
     Returns
     -------
@@ -248,10 +304,45 @@ def make_code(
     ValueError
         Unknown ``scheme``; ``n_workers`` or ``redundancy`` not an integer
         (booleans are rejected) or out of range; ``frc`` with
-        ``n_workers % redundancy != 0``; ``straggle_probs`` given.
+        ``n_workers % redundancy != 0``; ``straggle_probs`` missing for
+        ``heterogeneous`` or given for another scheme; ``straggle_probs``
+        not of shape ``(n_workers,)``, not finite or outside ``[0, 1)``.
 
     Notes
     -----
+    Heterogeneous loads.  With ``p`` clipped into ``[1e-3, 1 - 1e-3]``,
+    ``delta_i = p_i / (1 - p_i)`` and worker ``i`` gets the real load
+    ``x_i = clip(c / delta_i, 1, k)``, ``c`` chosen so that the loads add up
+    to ``redundancy * k`` (water-filling: proportional to ``1 / delta_i``
+    where the bounds do not bind).  Integer loads are ``floor(x_i)`` plus
+    one for the largest fractional parts (largest remainder), which keeps
+    the total exactly; ties go to the smaller ``p``, then to a random order
+    drawn from ``random_state``.  Loads are therefore monotone: a worker
+    with a smaller ``p`` never holds fewer partitions than one with a larger
+    ``p``.
+
+    Heterogeneous placement.  Workers are sorted by increasing ``p`` (random
+    order among equal ``p``) and the sequence of ``redundancy * k`` replicas
+    ``0, 1, .., k - 1, 0, 1, ..`` is cut into consecutive blocks of the
+    workers' loads: every worker holds a cyclic run of distinct partitions
+    and every partition has exactly ``redundancy`` replicas on distinct
+    workers.  With uniform ``p`` and ``redundancy`` dividing ``n`` this is
+    fractional repetition.  The first pass over the partitions goes to the
+    most reliable workers, so if the reliable workers (``p < 0.5``) hold at
+    least ``k`` replicas no partition has all its replicas on likely
+    stragglers.  When the rounded loads give them fewer, replicas are moved
+    one at a time from the most loaded likely straggler to the least loaded
+    reliable worker (which keeps the loads monotone) until they hold ``k``;
+    this is always possible when ``redundancy >= 2`` and at least one
+    worker has ``p < 0.5``.  Otherwise (no reliable worker, or
+    ``redundancy == 1``, where ``B = I``) the code is built anyway, best
+    effort: exactly ``max(0, k - L)`` partitions, ``L`` the replicas on
+    reliable workers, have only likely stragglers as holders, the fewest
+    possible.  Rotation (:meth:`GradientCode.rotated`) then keeps these
+    partitions from being the same ones all the time.  Decoding is least
+    squares as for ``expander``, so the code is approximate (``exact`` is
+    false unless ``redundancy == 1``).
+
     Cyclic coefficients.  Tandon et al. draw a random ``s x n`` matrix ``H``
     (``s = r - 1``) with ``H 1 = 0`` and take row ``b_i`` as the null vector
     of ``H`` restricted to the window ``i .. i + s``.  With Gaussian ``H``
@@ -288,10 +379,14 @@ def make_code(
         raise ValueError(f"redundancy must be <= n_workers={n}, got {r}")
     if scheme == "frc" and n % r:
         raise ValueError(f"frc needs redundancy to divide n_workers={n}, got redundancy={r}")
-    if straggle_probs is not None:
+    if scheme == "heterogeneous":
+        if straggle_probs is None:
+            raise ValueError("scheme='heterogeneous' needs straggle_probs, one per worker")
+        probs = _check_probs(straggle_probs, n)
+    elif straggle_probs is not None:
         _check_probs(straggle_probs, n)
         raise ValueError(
-            "straggle_probs is only used by heterogeneity-aware schemes; "
+            "straggle_probs is only used by the heterogeneity-aware scheme 'heterogeneous'; "
             f"scheme={scheme!r} does not use it"
         )
     if scheme in ("sync", "uncoded") or r == 1:
@@ -304,7 +399,10 @@ def make_code(
         rng = random_state
         if not isinstance(rng, np.random.Generator):
             rng = check_random_state(rng)
-        B = _random_regular_bipartite(n, r, rng) / r
+        if scheme == "heterogeneous":
+            B = _heterogeneous_matrix(probs, r, rng) / r
+        else:
+            B = _random_regular_bipartite(n, r, rng) / r
     exact = scheme in _EXACT_SCHEMES or r == 1
     code = GradientCode(scheme=scheme, B=B, redundancy=r, exact=exact)
     logger.debug("built %r", code)
@@ -382,3 +480,62 @@ def _random_regular_bipartite(n: int, d: int, rng: Any) -> NDArray[np.float64]:
         adj[i1, j2] = adj[i2, j1] = True
         cols[e1], cols[e2] = j2, j1
     return adj.astype(np.float64)
+
+
+def _heterogeneous_loads(probs: NDArray[np.float64], r: int, rank: NDArray[np.intp]) -> NDArray[np.intp]:
+    """Integer loads ``clip(c / delta_i, 1, k)`` rounded by largest remainder (see make_code).
+
+    ``rank`` lists the workers by priority (increasing ``p``, random among
+    ties); it breaks ties between equal fractional parts.
+    """
+    n = k = probs.size
+    total = r * k
+    p = np.clip(probs, *_PROB_CLIP)
+    weight = (1.0 - p) / p  # 1 / delta
+    lo, hi = 0.0, k / weight.min()  # sum(clip(c w, 1, k)) is n at c = 0 and n k at hi
+    for _ in range(200):
+        c = 0.5 * (lo + hi)
+        if np.clip(c * weight, 1, k).sum() < total:
+            lo = c
+        else:
+            hi = c
+    real = np.round(np.clip(hi * weight, 1, k), 9)  # 9 decimals: bisection noise
+    loads = np.floor(real).astype(np.intp)
+    position = np.empty(n, dtype=np.intp)
+    position[rank] = np.arange(n)
+    order = np.lexsort((position, loads - real))  # largest remainder first, then rank
+    order = order[loads[order] < k]
+    loads[order[: total - loads.sum()]] += 1
+    return loads
+
+
+def _heterogeneous_matrix(probs: NDArray[np.float64], r: int, rng: Any) -> NDArray[np.float64]:
+    """0/1 support of the ``heterogeneous`` code (see make_code, Notes)."""
+    n = k = probs.size
+    ties = rng.random(n) if isinstance(rng, np.random.Generator) else rng.random_sample(n)
+    rank = np.lexsort((ties, probs))  # increasing p, random among equal p
+    loads = _heterogeneous_loads(probs, r, rank)
+    reliable = probs[rank] < _SLOW_PROB  # a prefix of rank
+    rel, slow = rank[reliable], rank[~reliable]
+    if rel.size and slow.size and loads[rel].sum() < k:
+        # Repair: move one replica at a time from the most loaded likely
+        # straggler (the last in rank among equals) to the least loaded
+        # reliable worker (the first in rank among equals); both keep the
+        # loads non-increasing along rank.  Always ends when r >= 2.
+        while loads[rel].sum() < k and loads[slow].max() > 1:
+            donor = slow[np.flatnonzero(loads[slow] == loads[slow].max())[-1]]
+            taker = rel[np.flatnonzero(loads[rel] == loads[rel].min())[0]]
+            loads[donor] -= 1
+            loads[taker] += 1
+    if loads[rel].sum() < k:
+        logger.info(
+            "heterogeneous code: the %d reliable workers (p < %g) hold %d replicas, fewer than "
+            "the %d partitions; %d partitions are held by likely stragglers only",
+            rel.size, _SLOW_PROB, loads[rel].sum(), k, k - loads[rel].sum(),
+        )
+    B = np.zeros((n, k))
+    start = 0
+    for i in rank:
+        B[i, (start + np.arange(loads[i])) % k] = 1.0
+        start += loads[i]
+    return B

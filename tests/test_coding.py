@@ -19,6 +19,25 @@ def _valid_redundancies(scheme: str, n: int) -> list[int]:
     return [r for r in range(1, n + 1) if scheme != "frc" or n % r == 0]
 
 
+def _probs(n: int) -> np.ndarray:
+    """Straggle probabilities for ``heterogeneous``: a spread with some likely stragglers."""
+    return np.linspace(0.0, 0.95, n)
+
+
+def _make(scheme: str, n: int, r: int, seed=0) -> GradientCode:
+    probs = _probs(n) if scheme == "heterogeneous" else None
+    return make_code(scheme, n, redundancy=r, straggle_probs=probs, random_state=seed)
+
+
+def _loads(code: GradientCode) -> np.ndarray:
+    return np.count_nonzero(code.B, axis=1)
+
+
+def _all_slow_columns(code: GradientCode, probs) -> int:
+    slow = np.asarray(probs) >= 0.5
+    return sum(bool(slow[code.holders(j)].all()) for j in range(code.n_partitions))
+
+
 def _decoded_sum(code: GradientCode, responders, partials: np.ndarray) -> np.ndarray:
     idx = np.asarray(responders)
     return code.decode(idx) @ (code.B[idx] @ partials)
@@ -159,6 +178,201 @@ def test_expander_error_decreases_with_degree_and_beats_uncoded():
     assert mean_err[-1] < 0.1 * uncoded_err
 
 
+# --------------------------------------------------------------------------- heterogeneous
+
+HETEROGENEOUS_CASES = [
+    ([0.9, 0.9, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05], 2),
+    ([0.05, 0.9, 0.05, 0.05, 0.9, 0.05, 0.05, 0.05], 3),
+    ([0.0, 0.3, 0.6, 0.2, 0.99, 0.1, 0.45, 0.7, 0.8, 0.05], 2),
+    ([0.45, 0.45, 0.45, 0.55, 0.55, 0.55, 0.55, 0.55], 2),  # needs the repair step
+    ([0.2] * 7, 3),
+    ([0.01, 0.5, 0.5, 0.98], 4),
+]
+
+
+def _assert_heterogeneous_invariants(code: GradientCode, probs, r: int) -> None:
+    probs = np.asarray(probs)
+    n = probs.size
+    loads = _loads(code)
+    assert code.B.shape == (n, n)
+    assert loads.sum() == r * n
+    assert loads.min() >= 1 and loads.max() <= n
+    # reliability order: smaller p never holds fewer partitions
+    for a, b in itertools.permutations(range(n), 2):
+        if probs[a] < probs[b]:
+            assert loads[a] >= loads[b], (probs, loads)
+    # every partition has exactly r replicas (rows are workers: distinct by construction)
+    np.testing.assert_array_equal(np.count_nonzero(code.B, axis=0), r)
+    assert set(np.unique(code.B)) <= {0.0, 1.0 / r}
+    if r >= 2 and (probs < 0.5).any():
+        assert _all_slow_columns(code, probs) == 0
+    assert code.is_exact(range(n))
+
+
+@pytest.mark.parametrize("probs, r", HETEROGENEOUS_CASES)
+def test_heterogeneous_loads_follow_reliability_and_cover_every_partition(probs, r):
+    code = make_code("heterogeneous", len(probs), redundancy=r, straggle_probs=probs, random_state=0)
+    assert (code.scheme, code.redundancy, code.exact) == ("heterogeneous", r, False)
+    assert (code.n_stragglers, code.min_responders) == (r - 1, len(probs) - r + 1)
+    _assert_heterogeneous_invariants(code, probs, r)
+
+
+@HYPOTHESIS
+@given(
+    st.integers(1, 14).flatmap(
+        lambda n: st.tuples(
+            st.lists(st.floats(0.0, 0.999), min_size=n, max_size=n),
+            st.integers(1, n),
+            st.integers(0, 2**16),
+        )
+    )
+)
+def test_heterogeneous_invariants_hold_for_any_probabilities(case):
+    probs, r, seed = case
+    code = make_code("heterogeneous", len(probs), redundancy=r, straggle_probs=probs, random_state=seed)
+    _assert_heterogeneous_invariants(code, probs, r)
+
+
+def test_heterogeneous_loads_are_proportional_to_inverse_delta_by_hand():
+    # 1 / delta = (1 - p) / p = [1, 2, 3, 3, 4, 5], total 18 = redundancy * k: no bound binds
+    probs = [1 / 2, 1 / 3, 1 / 4, 1 / 4, 1 / 5, 1 / 6]
+    code = make_code("heterogeneous", 6, redundancy=3, straggle_probs=probs, random_state=0)
+    np.testing.assert_array_equal(_loads(code), [1, 2, 3, 3, 4, 5])
+    # worker 5 (most reliable) takes the first replicas, then 4, 2|3, 1, 0: cyclic runs
+    np.testing.assert_array_equal(code.assignment(5), [0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(code.assignment(4), [0, 1, 2, 5])
+    np.testing.assert_array_equal(code.assignment(0), [5])
+
+
+def test_heterogeneous_bounds_and_largest_remainder_rounding():
+    # two likely stragglers hit the lower bound 1; the six others share 14 replicas,
+    # 2.33 each: floors 2, and the two remaining units go to two of the (tied) six.
+    probs = [0.9, 0.9, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05]
+    code = make_code("heterogeneous", 8, redundancy=2, straggle_probs=probs, random_state=0)
+    assert sorted(_loads(code)) == [1, 1, 2, 2, 2, 2, 3, 3]
+    np.testing.assert_array_equal(_loads(code)[:2], [1, 1])
+    # a perfectly reliable worker is clipped to p = 1e-3, not given an infinite load: upper bound k
+    probs = [0.0, 0.3, 0.3, 0.3]
+    code = make_code("heterogeneous", 4, redundancy=2, straggle_probs=probs, random_state=0)
+    assert _loads(code)[0] == 4 and sorted(_loads(code)[1:]) == [1, 1, 2]  # a random one of the tied
+
+
+def test_heterogeneous_repairs_loads_so_no_partition_sits_on_stragglers_only():
+    # 1/delta is nearly flat (1.22 vs 0.82): the rounded loads give the three
+    # reliable workers 6 replicas for 8 partitions; two are moved to them.
+    probs = [0.45, 0.45, 0.45, 0.55, 0.55, 0.55, 0.55, 0.55]
+    code = make_code("heterogeneous", 8, redundancy=2, straggle_probs=probs, random_state=0)
+    loads = _loads(code)
+    assert loads[:3].sum() == 8 and loads.sum() == 16
+    assert loads[:3].min() >= loads[3:].max()
+    assert _all_slow_columns(code, probs) == 0
+
+
+@pytest.mark.parametrize(
+    "probs, r, all_slow",
+    [
+        ([0.6, 0.6, 0.7, 0.9, 0.9, 0.95], 2, 6),  # no reliable worker at all
+        ([0.6, 0.1, 0.7, 0.2, 0.9, 0.6], 1, 4),  # redundancy 1: B = I, one holder each
+    ],
+)
+def test_heterogeneous_best_effort_when_stragglers_cannot_be_avoided(probs, r, all_slow):
+    code = make_code("heterogeneous", 6, redundancy=r, straggle_probs=probs, random_state=0)
+    _assert_heterogeneous_invariants(code, probs, r)
+    assert _all_slow_columns(code, probs) == all_slow  # the fewest possible
+    if r == 1:
+        np.testing.assert_array_equal(code.B, np.eye(6))
+        assert code.exact
+
+
+def test_heterogeneous_error_beats_expander_and_uncoded_under_heterogeneous_stragglers():
+    n, r = 8, 2
+    probs = np.array([0.9, 0.05, 0.05, 0.9, 0.05, 0.05, 0.05, 0.05])
+    rng = np.random.default_rng(11)
+    masks = rng.random((1000, n)) >= probs  # responders drawn from p
+    masks = masks[masks.any(axis=1)]
+
+    def mean_error(code):
+        return np.mean([code.error(m) for m in masks])
+
+    hetero = [
+        mean_error(make_code("heterogeneous", n, redundancy=r, straggle_probs=probs, random_state=s))
+        for s in range(3)
+    ]
+    expander = [mean_error(make_code("expander", n, redundancy=r, random_state=s)) for s in range(3)]
+    uncoded = mean_error(make_code("uncoded", n, redundancy=r))
+    assert max(hetero) < 0.5 * np.mean(expander), (hetero, expander)
+    assert max(hetero) < 0.1 * uncoded
+    # with exactly the reliable workers responding, the reliable first pass decodes exactly
+    reliable = np.flatnonzero(probs < 0.5)
+    code = make_code("heterogeneous", n, redundancy=r, straggle_probs=probs, random_state=0)
+    assert code.is_exact(reliable)
+    assert make_code("uncoded", n, redundancy=r).error(reliable) == pytest.approx(2 / 6)
+
+
+def test_heterogeneous_seeding_breaks_ties_reproducibly():
+    probs = [0.9, 0.9, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05]  # six-way tie among the reliable
+
+    def build(seed):
+        return make_code("heterogeneous", 8, redundancy=2, straggle_probs=probs, random_state=seed).B
+
+    np.testing.assert_array_equal(build(3), build(3))
+    np.testing.assert_array_equal(build(np.random.default_rng(3)), build(np.random.default_rng(3)))
+    np.testing.assert_array_equal(build(np.random.RandomState(3)), build(np.random.RandomState(3)))
+    assert len({build(s).tobytes() for s in range(10)}) > 1
+    # without ties the construction does not depend on the seed
+    distinct = np.linspace(0.01, 0.9, 8)
+    first = make_code("heterogeneous", 8, redundancy=2, straggle_probs=distinct, random_state=0).B
+    other = make_code("heterogeneous", 8, redundancy=2, straggle_probs=distinct, random_state=1).B
+    np.testing.assert_array_equal(first, other)
+
+
+# --------------------------------------------------------------------------- rotation
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_rotated_keeps_loads_and_relabels_columns(scheme):
+    n, r = 8, 2
+    code = _make(scheme, n, r)
+    rng = np.random.default_rng(5)
+    sets = [rng.permutation(n)[: rng.integers(1, n + 1)] for _ in range(20)]
+    for shift in (1, 3, -2, n + 1):
+        rotated = code.rotated(shift)
+        assert (rotated.scheme, rotated.redundancy, rotated.exact) == (code.scheme, code.redundancy, code.exact)
+        np.testing.assert_array_equal(rotated.B, code.B[:, (np.arange(n) - shift) % n])
+        np.testing.assert_array_equal(_loads(rotated), _loads(code))
+        for worker in range(n):
+            np.testing.assert_array_equal(
+                rotated.assignment(worker), np.sort((code.assignment(worker) + shift) % n)
+            )
+        for responders in sets:  # relabelling partitions changes no error
+            assert rotated.error(responders) == pytest.approx(code.error(responders), abs=1e-12)
+    np.testing.assert_array_equal(code.rotated(3).rotated(2).B, code.rotated(5).B)
+    np.testing.assert_array_equal(code.rotated(n).B, code.B)
+    assert not code.rotated(1).B.flags.writeable
+
+
+def test_rotation_moves_one_replica_per_worker_and_spreads_every_partition():
+    probs = np.array([0.9, 0.05, 0.05, 0.9, 0.05, 0.05, 0.05, 0.0])
+    n, r = 8, 3
+    code = make_code("heterogeneous", n, redundancy=r, straggle_probs=probs, random_state=0)
+    loads = _loads(code)
+    assert loads.max() == n  # the p = 0 worker holds everything: it never moves data
+    for s in range(n):
+        before, after = code.rotated(s).B != 0, code.rotated(s + 1).B != 0
+        moved = np.count_nonzero(after & ~before, axis=1)  # replicas each worker must receive
+        np.testing.assert_array_equal(moved, (loads < n).astype(int))
+    # over k shifts every partition spends load_i shifts on worker i: none is stuck
+    # behind the likely stragglers
+    total = sum(code.rotated(s).B for s in range(n))
+    np.testing.assert_allclose(total, np.outer(loads, np.ones(n)) / r)
+
+
+@pytest.mark.parametrize("shift", [1.0, True, "1", None])
+def test_rotated_rejects_non_integer_shift(shift):
+    with pytest.raises(ValueError, match="shift must be an integer"):
+        make_code("cyclic", 4).rotated(shift)
+
+
 # --------------------------------------------------------------------------- decoding properties
 
 
@@ -167,7 +381,12 @@ def codes_and_responders(draw):
     scheme = draw(st.sampled_from(SCHEMES))
     n = draw(st.integers(1, 16))
     r = draw(st.sampled_from(_valid_redundancies(scheme, n)))
-    code = make_code(scheme, n, redundancy=r, random_state=draw(st.integers(0, 2**16)))
+    probs = None
+    if scheme == "heterogeneous":
+        probs = draw(st.lists(st.floats(0.0, 0.999), min_size=n, max_size=n))
+    code = make_code(
+        scheme, n, redundancy=r, straggle_probs=probs, random_state=draw(st.integers(0, 2**16))
+    )
     responders = draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=n, unique=True))
     return code, responders, draw(st.permutations(responders))
 
@@ -206,7 +425,7 @@ def test_least_squares_error_never_grows_with_more_responders(case):
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_scheme_invariants(scheme):
     n = 12
-    code = make_code(scheme, n, redundancy=3, random_state=0)
+    code = _make(scheme, n, 3)
     assert code.scheme == scheme
     assert code.B.shape == (n, n) and code.B.dtype == np.float64
     assert (code.n_workers, code.n_partitions) == (n, n)
@@ -264,7 +483,8 @@ def test_cyclic_is_deterministic():
         (
             ("bogus", 4),
             {},
-            r"scheme must be one of \('sync', 'uncoded', 'frc', 'cyclic', 'expander'\), got 'bogus'",
+            r"scheme must be one of \('sync', 'uncoded', 'frc', 'cyclic', 'expander', "
+            r"'heterogeneous'\), got 'bogus'",
         ),
         (("cyclic", 0), {}, r"n_workers must be an integer >= 1, got 0"),
         (("cyclic", -3), {}, r"n_workers must be an integer >= 1, got -3"),
@@ -286,7 +506,28 @@ def test_cyclic_is_deterministic():
         (
             ("frc", 2),
             {"straggle_probs": [0.1, 0.0]},
-            r"straggle_probs is only used by heterogeneity-aware schemes; scheme='frc' does not use it",
+            r"straggle_probs is only used by the heterogeneity-aware scheme 'heterogeneous'; "
+            r"scheme='frc' does not use it",
+        ),
+        (("heterogeneous", 3), {}, r"scheme='heterogeneous' needs straggle_probs, one per worker"),
+        (
+            ("heterogeneous", 3),
+            {"straggle_probs": [0.1, 0.2]},
+            r"straggle_probs must have shape \(3,\), got \(2,\)",
+        ),
+        (
+            ("heterogeneous", 2),
+            {"straggle_probs": [0.1, 1.0]},
+            r"straggle_probs must be finite and in \[0, 1\), got \[0.1, 1.0\]",
+        ),
+        (("heterogeneous", 2), {"straggle_probs": [-0.01, 0.2]}, r"must be finite and in \[0, 1\)"),
+        (("heterogeneous", 2), {"straggle_probs": [0.1, np.nan]}, r"must be finite and in \[0, 1\)"),
+        (("heterogeneous", 2), {"straggle_probs": [0.1, np.inf]}, r"must be finite and in \[0, 1\)"),
+        (("heterogeneous", 2), {"straggle_probs": [None, 0.1]}, r"must be finite and in \[0, 1\)"),
+        (
+            ("heterogeneous", 3),
+            {"straggle_probs": [0.1, 0.2, 0.3], "redundancy": 4},
+            r"redundancy must be <= n_workers=3, got 4",
         ),
     ],
 )
@@ -317,7 +558,7 @@ def test_sync_accepts_any_redundancy_and_numpy_integers():
     ],
 )
 def test_decode_rejects_bad_responders(scheme, responders, match):
-    code = make_code(scheme, 5, redundancy=1 if scheme == "frc" else 2, random_state=0)
+    code = _make(scheme, 5, 1 if scheme == "frc" else 2)
     with pytest.raises(ValueError, match=match):
         code.decode(responders)
     if match != "responders is empty":
