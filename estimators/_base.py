@@ -34,7 +34,7 @@ class QuorumLinearModel(BaseEstimator):
         "fit_intercept": ["boolean"],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
-        "scheme": [StrOptions(set(SCHEMES)), None],
+        "scheme": [StrOptions(set(SCHEMES) | {"auto"}), None],
         "redundancy": [Interval(Integral, 1, None, closed="left"), None],
         "random_state": ["random_state"],
         "client": [Client, None],
@@ -68,8 +68,10 @@ class QuorumLinearModel(BaseEstimator):
     def _resolve_code(self, client: Client) -> tuple[str, int]:
         """The scheme and redundancy this fit uses (``None`` -> ``quorum.*`` config)."""
         scheme = self.scheme if self.scheme is not None else config.get("scheme")
-        if scheme not in SCHEMES:
-            raise ValueError(f"quorum.scheme must be one of {sorted(SCHEMES)}, got {scheme!r}")
+        if scheme not in (*SCHEMES, "auto"):
+            raise ValueError(
+                f"quorum.scheme must be one of {sorted((*SCHEMES, 'auto'))}, got {scheme!r}"
+            )
         if self.redundancy is not None:
             return scheme, int(self.redundancy)
         # The configured default adapts to small clusters; an explicit value does not.

@@ -17,6 +17,7 @@ from distributed import Client
 
 from dask_quorum import config
 
+from .adapt import ADAPTIVE_SCHEMES, OnlineAdapter, initial_code
 from .history import rounds_to_dataset
 from .session import CodedSession
 from .solver import SolverResult, lbfgs
@@ -67,16 +68,35 @@ def fit_by_rounds(
     x0 : ndarray
         Starting parameters.
     scheme, redundancy, random_state
-        The coding scheme (see :func:`~dask_quorum.pipeline.coding.make_code`).
+        The coding scheme (see :func:`~dask_quorum.pipeline.coding.make_code`),
+        or ``"heterogeneous"`` / ``"auto"``, which adapt the code to a
+        straggler model re-fitted while the fit runs
+        (:class:`~dask_quorum.pipeline.adapt.OnlineAdapter`).
     max_iter, tol
         Passed to :func:`~dask_quorum.pipeline.solver.lbfgs`.
     """
     keep_params = bool(config.get("history.keep-params"))
-    with CodedSession(client, scheme=scheme, redundancy=redundancy, random_state=random_state) as session:
+    adaptive = scheme in ADAPTIVE_SCHEMES
+    factory = (lambda n: initial_code(scheme, n, redundancy, random_state)) if adaptive else None
+    with CodedSession(
+        client, scheme=scheme, redundancy=redundancy, random_state=random_state, code_factory=factory
+    ) as session:
         parts = row_partitions(X, y, session.n_partitions)
         session.place(parts, units=[p[0].shape[0] for p in parts])
+        adapter = (
+            OnlineAdapter(session, scheme=scheme, redundancy=redundancy, random_state=random_state)
+            if adaptive
+            else None
+        )
+
+        def round_sum(x: np.ndarray) -> np.ndarray:
+            total = session.round(partial, x)
+            if adapter is not None:
+                adapter.after_round(len(session.records) - 1)
+            return total
+
         result = lbfgs(
-            lambda x: session.round(partial, x),
+            round_sum,
             objective,
             x0,
             max_iter=max_iter,
@@ -95,6 +115,7 @@ def fit_by_rounds(
                 "redundancy": session.code.redundancy,
                 "n_partitions": session.code.n_partitions,
                 "n_stragglers": session.code.n_stragglers,
+                "switches": str(adapter.switches) if adapter is not None else "[]",
             },
         )
     return RoundsFit(result=result, history=history)

@@ -37,7 +37,8 @@ def rounds_to_dataset(
         Dimensions ``round`` and ``worker``; variables ``wall_time``,
         ``elapsed``, ``n_responders``, ``decode_error``, ``responded``
         (round x worker), ``busy`` (round x worker), ``waited_on`` (the
-        worker whose answer completed each round) and ``stop``.
+        worker whose answer completed each round), ``stop`` and ``scheme``
+        (the code each round ran with; adaptive fits switch).
     """
     n_rounds, n_workers = len(records), len(workers)
     responded = np.zeros((n_rounds, n_workers), dtype=bool)
@@ -55,6 +56,7 @@ def rounds_to_dataset(
         "busy": (("round", "worker"), busy),
         "waited_on": ("round", np.array([workers[rec.last_responder] for rec in records], dtype=object)),
         "stop": ("round", np.array([rec.stop for rec in records], dtype=object)),
+        "scheme": ("round", np.array([rec.scheme for rec in records], dtype=object)),
     }
     for name, value in (variables or {}).items():
         data[name] = value if isinstance(value, tuple) else ("round", np.asarray(value))

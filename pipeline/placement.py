@@ -74,6 +74,10 @@ class Placement:
         """Worker ``i``'s replicas, in the order of ``columns[i]``."""
         return [self.replicas[i, j] for j in self.columns[i]]
 
+    def mean_units(self) -> float:
+        """Mean work units of a partition."""
+        return float(self._units.mean())
+
     def units(self, i: int) -> float:
         """Work units worker ``i``'s replicas hold."""
         return float(self._units[self.columns[i]].sum())

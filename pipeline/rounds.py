@@ -70,6 +70,8 @@ class RoundRecord:
     stop : str
         Why the round stopped: ``"exact"``, ``"tolerance"``, ``"quorum"``
         or ``"deadline"``.
+    scheme : str
+        The scheme of the code the round ran with.
     """
 
     index: int
@@ -79,6 +81,7 @@ class RoundRecord:
     decode_error: float
     last_responder: int
     stop: str
+    scheme: str = ""
 
 
 def coded_partial(
@@ -131,7 +134,7 @@ class RoundRunner:
         self.timeout = float(timeout)
         self.decode_tol = float(decode_tol)
         self.deadline = math.inf if deadline is None else float(deadline)
-        self._token = uuid.uuid4().hex[:12]
+        self.token = uuid.uuid4().hex[:12]
         self._round = 0
         self._done: queue.SimpleQueue = queue.SimpleQueue()
         self._inflight: dict[int, Future] = {}
@@ -160,7 +163,7 @@ class RoundRunner:
                 params,
                 self.code.B[i, cols].tolist(),
                 *self.placement.futures(i),
-                key=(f"{ROUND_PREFIX}-{self._token}", t, i),
+                key=(f"{ROUND_PREFIX}-{self.token}", t, i),
                 workers=[self.placement.workers[i]],
                 allow_other_workers=False,
                 pure=False,
@@ -293,6 +296,7 @@ class RoundRunner:
             decode_error=float(error),
             last_responder=responders[-1],
             stop=stop,
+            scheme=self.code.scheme,
         )
         return total, record
 

@@ -36,6 +36,10 @@ class CodedSession:
         See :class:`~dask_quorum.pipeline.rounds.RoundRunner`.
     deadline : float or None, default=None
         Soft per-round deadline in seconds.
+    code_factory : callable, optional
+        ``code_factory(n_workers) -> GradientCode`` builds the first code
+        instead of ``make_code(scheme, ...)`` (adaptive schemes start from a
+        code of another scheme).
 
     Examples
     --------
@@ -53,8 +57,10 @@ class CodedSession:
         random_state: Any = None,
         decode_tol: float = 0.0,
         deadline: float | None = None,
+        code_factory: Callable[[int], GradientCode] | None = None,
     ) -> None:
         self.client = client
+        self.code_factory = code_factory
         self.scheme = scheme
         self.redundancy = redundancy
         self.random_state = random_state
@@ -68,16 +74,32 @@ class CodedSession:
 
     def __enter__(self) -> CodedSession:
         self.workers = worker_addresses(self.client)
-        self.code = make_code(
-            self.scheme,
-            len(self.workers),
-            redundancy=self.redundancy,
-            random_state=self.random_state,
-        )
+        if self.code_factory is not None:
+            self.code = self.code_factory(len(self.workers))
+        else:
+            self.code = make_code(
+                self.scheme,
+                len(self.workers),
+                redundancy=self.redundancy,
+                random_state=self.random_state,
+            )
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    @property
+    def token(self) -> str:
+        """The token in this session's round-task keys (see ``rounds.ROUND_PREFIX``)."""
+        if self._runner is None:
+            raise RuntimeError("place the partitions first")
+        return self._runner.token
+
+    def mean_units(self) -> float:
+        """Mean work units (rows) of a partition."""
+        if self._placement is None:
+            raise RuntimeError("place the partitions first")
+        return self._placement.mean_units()
 
     @property
     def n_partitions(self) -> int:

@@ -181,7 +181,7 @@ def test_round_tasks_declare_their_units_to_the_recorder(client4):
     with CodedSession(client4, scheme="cyclic", redundancy=2, random_state=0) as s:
         s.place(_parts(s.n_partitions), units=[10, 20, 30, 40])
         s.round(scaled, 1.0)
-        token = s._runner._token
+        token = s.token
         expected = {s.workers[i]: s._placement.units(i) for i in range(4)}
     ds = latencies(client4)
     ours = ds["prefix"] == ROUND_PREFIX

@@ -1,0 +1,170 @@
+"""Online adaptation: re-fit the straggler model as a fit runs and re-encode.
+
+Every ``quorum.adapt.every`` rounds the adapter reads this session's round
+tasks from the latency recorder, fits a straggler model on the most recent
+``quorum.adapt.window`` rounds, and, when the model changed materially:
+
+* ``heterogeneous``: rebuilds the heterogeneity-aware code from the fitted
+  straggle probabilities (less load for likely stragglers);
+* ``auto``: asks :func:`~dask_quorum.pipeline.planning.plan` which scheme is
+  fastest for the fitted cluster and switches when the expected round time
+  improves by more than ``quorum.adapt.min-gain``.
+
+Re-encoding moves only the replicas that change
+(:meth:`~dask_quorum.pipeline.session.CodedSession.reencode`), so a worker
+that turns slow stops holding rounds back within a few rounds, and one that
+recovers gets its load back.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from dask_quorum import config
+
+from .coding import GradientCode, make_code
+from .planning import plan
+from .recorder import attach, latencies
+from .rounds import ROUND_PREFIX
+from .session import CodedSession
+from .stragglers import StragglerModel, fit_straggler_model, latency_matrix
+
+logger = logging.getLogger(__name__)
+
+ADAPTIVE_SCHEMES = ("heterogeneous", "auto")
+
+#: Schemes ``auto`` chooses from (``heterogeneous`` is built from the model).
+AUTO_CANDIDATES = ("sync", "frc", "cyclic", "heterogeneous")
+
+
+def initial_code(scheme: str, n_workers: int, redundancy: int, random_state: Any) -> GradientCode:
+    """The code an adaptive fit starts with, before any latency is known.
+
+    ``auto`` starts synchronous (no extra work when nobody straggles);
+    ``heterogeneous`` starts with equal straggle probabilities (equal loads).
+    """
+    if scheme == "auto":
+        return make_code("sync", n_workers)
+    if scheme == "heterogeneous":
+        return make_code(
+            "heterogeneous",
+            n_workers,
+            redundancy=redundancy,
+            straggle_probs=np.full(n_workers, 0.05),
+            random_state=random_state,
+        )
+    raise ValueError(f"scheme must be one of {ADAPTIVE_SCHEMES}, got {scheme!r}")
+
+
+class OnlineAdapter:
+    """Keeps a session's code in line with a straggler model fitted while it runs.
+
+    Parameters
+    ----------
+    session : CodedSession
+        An entered session whose partitions are placed.
+    scheme : {"heterogeneous", "auto"}
+    redundancy : int
+    random_state : numpy.random.RandomState
+    every, window : int, optional
+        Re-fit every ``every`` rounds on the last ``window`` rounds
+        (defaults ``quorum.adapt.every`` and ``quorum.adapt.window``).
+
+    Attributes
+    ----------
+    model : StragglerModel or None
+        The model the current code was built from.
+    switches : list of tuple
+        ``(round, scheme)`` for every re-encoding.
+    """
+
+    def __init__(
+        self,
+        session: CodedSession,
+        *,
+        scheme: str,
+        redundancy: int,
+        random_state: Any,
+        every: int | None = None,
+        window: int | None = None,
+    ) -> None:
+        if scheme not in ADAPTIVE_SCHEMES:
+            raise ValueError(f"scheme must be one of {ADAPTIVE_SCHEMES}, got {scheme!r}")
+        self.session = session
+        self.scheme = scheme
+        self.redundancy = redundancy
+        self.random_state = random_state
+        self.every = int(every if every is not None else config.get("adapt.every"))
+        self.window = int(window if window is not None else config.get("adapt.window"))
+        self.tol = float(config.get("adapt.tolerance"))
+        self.min_gain = float(config.get("adapt.min-gain"))
+        self.model: StragglerModel | None = None
+        self.switches: list[tuple[int, str]] = []
+        attach(session.client)
+        self._since = latencies(session.client).attrs["cursor"]
+
+    def _fit(self) -> StragglerModel | None:
+        ds = latencies(self.session.client, since=self._since)
+        # Only this session's round tasks: blank the keys of everything else.
+        tag = f"{ROUND_PREFIX}-{self.session.token}"
+        keys = ds["key"].values
+        mine = np.array([tag in k for k in keys.ravel()], dtype=bool).reshape(keys.shape)
+        if mine.sum() < 2 * len(self.session.workers):
+            return None
+        ds["key"] = (ds["key"].dims, np.where(mine, keys, ""))
+        matrix, names = latency_matrix(ds, workers=self.session.workers)
+        return fit_straggler_model(matrix[-self.window :], workers=names)
+
+    def after_round(self, index: int) -> None:
+        """Call after round ``index``; re-fits and re-encodes every ``every`` rounds."""
+        if (index + 1) % self.every:
+            return
+        try:
+            model = self._fit()
+        except ValueError as exc:  # too little data for a model yet
+            logger.debug("no straggler model after round %d: %s", index, exc)
+            return
+        if model is None or list(model.workers) != list(self.session.workers):
+            return
+        if self.model is not None and not model.changed(self.model, tol=self.tol):
+            return
+        code = self._choose(model)
+        self.model = model
+        if code is None:
+            return
+        self.session.reencode(code)
+        self.switches.append((index + 1, code.scheme))
+        logger.info("round %d: re-encoded as %s for %s", index + 1, code.scheme, model.slow_workers())
+
+    def _choose(self, model: StragglerModel) -> GradientCode | None:
+        n = len(self.session.workers)
+        if self.scheme == "heterogeneous":
+            return make_code(
+                "heterogeneous",
+                n,
+                redundancy=self.redundancy,
+                # A fitted p of 1 (slow in every observed round) is legitimate.
+                straggle_probs=np.minimum(model.p, 1 - 1e-3),
+                random_state=self.random_state,
+            )
+        units = self.session.mean_units()
+        result = plan(
+            model,
+            schemes=AUTO_CANDIDATES,
+            redundancy=self.redundancy,
+            n_rounds=200,
+            random_state=self.random_state,
+            rows_per_partition=units,
+        )
+        current = self.session.code.scheme
+        best = result.recommended
+        times = result.table["mean_time"]
+        if best == current and best != "heterogeneous":
+            return None
+        if current in times.index and np.isfinite(times[current]):
+            if times[best] > (1 - self.min_gain) * times[current]:
+                return None
+        return result.codes[best]

@@ -1,0 +1,115 @@
+"""Online adaptation on a real cluster: re-fit the model, re-encode, switch scheme."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dask_quorum.pipeline.adapt import OnlineAdapter, initial_code
+from dask_quorum.pipeline.injection import Slowdown, inject_stragglers, remove_stragglers
+from dask_quorum.pipeline.session import CodedSession
+
+
+def scaled(params, part):
+    return params * part
+
+
+def _run(session, adapter, n_rounds, parts):
+    for _ in range(n_rounds):
+        total = session.round(scaled, 1.0)
+        adapter.after_round(len(session.records) - 1)
+        # every round still decodes to (nearly) the true sum
+        assert np.linalg.norm(total - np.sum(parts, axis=0)) <= 0.5 * np.linalg.norm(np.sum(parts, axis=0))
+
+
+def _session(client, scheme):
+    return CodedSession(
+        client,
+        scheme=scheme,
+        redundancy=2,
+        random_state=0,
+        code_factory=lambda n: initial_code(scheme, n, 2, np.random.RandomState(0)),
+    )
+
+
+def _loads(code):
+    return np.count_nonzero(code.B, axis=1)
+
+
+def test_heterogeneous_unloads_a_worker_that_turns_slow_and_reloads_it_after(client4):
+    with _session(client4, "heterogeneous") as s:
+        parts = [np.full(3, float(j + 1)) for j in range(s.n_partitions)]
+        s.place(parts, units=[100] * s.n_partitions)
+        adapter = OnlineAdapter(s, scheme="heterogeneous", redundancy=2, random_state=0, every=5, window=15)
+        assert len(set(_loads(s.code))) == 1  # equal loads while nothing is known
+        _run(s, adapter, 10, parts)
+        slow = s.workers[2]
+        inject_stragglers(client4, {slow: Slowdown(factor=5, delay=0.1)}, seed=0)
+        try:
+            _run(s, adapter, 25, parts)
+        finally:
+            remove_stragglers(client4)
+        assert adapter.model is not None and slow in adapter.model.slow_workers()
+        loads = _loads(s.code)
+        assert loads[2] == loads.min() < loads.max()
+        switched_at = [r for r, _ in adapter.switches]
+        assert any(r > 10 for r in switched_at)
+        # recovered: the model forgets the old rounds and the load comes back
+        _run(s, adapter, 40, parts)
+        assert slow not in adapter.model.slow_workers()
+        assert _loads(s.code)[2] >= np.median(_loads(s.code))
+
+
+def test_auto_stays_synchronous_without_stragglers(client4):
+    with _session(client4, "auto") as s:
+        parts = [np.ones(3)] * s.n_partitions
+        s.place(parts, units=[100] * s.n_partitions)
+        adapter = OnlineAdapter(s, scheme="auto", redundancy=2, random_state=0, every=5, window=20)
+        _run(s, adapter, 30, parts)
+        assert s.code.scheme == "sync"
+        assert adapter.switches == []
+
+
+def test_auto_switches_to_a_coded_scheme_under_a_persistent_straggler(client4):
+    with _session(client4, "auto") as s:
+        parts = [np.ones(3)] * s.n_partitions
+        s.place(parts, units=[100] * s.n_partitions)
+        adapter = OnlineAdapter(s, scheme="auto", redundancy=2, random_state=0, every=5, window=20)
+        inject_stragglers(client4, {s.workers[1]: Slowdown(factor=10, delay=0.1)}, seed=0)
+        try:
+            _run(s, adapter, 15, parts)
+        finally:
+            remove_stragglers(client4)
+        assert s.code.scheme in {"frc", "cyclic", "heterogeneous"}
+        assert adapter.switches and adapter.switches[0][0] <= 15
+        # the rounds after the switch did not wait for the straggler
+        before = s.records[: adapter.switches[0][0]]
+        after = s.records[adapter.switches[0][0] + 1 :]
+        assert all(1 in r.responders for r in before)  # sync waited for it
+        assert after and np.mean([1 in r.responders for r in after]) < 0.5
+
+
+def test_adapter_rejects_static_schemes(client4):
+    with CodedSession(client4, scheme="cyclic", redundancy=2) as s:
+        s.place([np.ones(2)] * s.n_partitions)
+        with pytest.raises(ValueError, match="heterogeneous"):
+            OnlineAdapter(s, scheme="cyclic", redundancy=2, random_state=0)
+    with pytest.raises(ValueError, match="auto"):
+        initial_code("cyclic", 4, 2, None)
+
+
+@pytest.mark.parametrize("scheme", ["auto", "heterogeneous"])
+def test_estimators_fit_with_adaptive_schemes(client4, scheme):
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.preprocessing import scale
+
+    from dask_quorum import LogisticRegression
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = scale(X)
+    ref = LogisticRegression(scheme="sync", tol=1e-8, max_iter=500).fit(X, y)
+    est = LogisticRegression(scheme=scheme, tol=1e-8, max_iter=500, random_state=0).fit(X, y)
+    assert est.history_.attrs["scheme"] == scheme
+    assert set(est.history_["scheme"].values) <= {"sync", "frc", "cyclic", "heterogeneous"}
+    f = lambda m: m.history_["loss"].values.min()  # noqa: E731
+    assert f(est) == pytest.approx(f(ref), rel=1e-4)
