@@ -22,6 +22,7 @@ import logging
 from typing import Any
 
 import numpy as np
+import scipy.stats
 
 from dask_quorum import config
 
@@ -57,6 +58,46 @@ def initial_code(scheme: str, n_workers: int, redundancy: int, random_state: Any
             random_state=random_state,
         )
     raise ValueError(f"scheme must be one of {ADAPTIVE_SCHEMES}, got {scheme!r}")
+
+
+def effective_units(compute: np.ndarray, units: np.ndarray, *, max_points: int = 400) -> np.ndarray:
+    """Work units that account for a task's fixed cost: ``units + a / b``.
+
+    Per-unit latency ``compute / units`` makes a lightly loaded worker look
+    slow whenever tasks have a fixed cost (scheduling, a sleep, Python
+    overhead); a heterogeneous code would then unload it further and
+    further. With ``compute ~ a + b * units`` fitted robustly (Theil-Sen over
+    at most ``max_points`` finite samples, so stragglers do not tilt the
+    line), dividing by ``units + a / b`` compares every worker with what its
+    load should take. When the load does not explain the time at all
+    (slope <= 0) every task counts as one unit; with no fixed cost, or too
+    few distinct loads to tell, ``units`` is returned as is.
+    """
+    units = np.asarray(units, dtype=float)
+    ok = np.isfinite(compute) & np.isfinite(units) & (units > 0)
+    c, u = np.asarray(compute)[ok], units[ok]
+    if c.size < 8 or np.ptp(u) == 0:
+        return units
+    if c.size > max_points:
+        pick = np.linspace(0, c.size - 1, max_points).astype(int)
+        c, u = c[pick], u[pick]
+    slope, intercept, *_ = scipy.stats.theilslopes(c, u)
+    if slope <= 0:
+        return np.where(np.isfinite(units), 1.0, np.nan)
+    if intercept <= 0:
+        return units
+    return units + intercept / slope
+
+
+def smoothed_probs(model: StragglerModel) -> np.ndarray:
+    """Straggle probabilities with a Beta(1, 1) prior: ``(slow + 1) / (rounds + 2)``.
+
+    Loads go as ``(1 - p) / p``: from a short window, a healthy worker seen
+    slow once and one never seen slow would otherwise get loads tens of
+    times apart. The prior keeps a handful of rounds from deciding that.
+    """
+    n = np.asarray(model.n_rounds, dtype=float)
+    return np.minimum((np.asarray(model.p) * n + 1) / (n + 2), 1 - 1e-3)
 
 
 class OnlineAdapter:
@@ -115,6 +156,9 @@ class OnlineAdapter:
         if mine.sum() < 2 * len(self.session.workers):
             return None
         ds["key"] = (ds["key"].dims, np.where(mine, keys, ""))
+        units = ds["units"].values.copy()
+        units[mine] = effective_units(ds["compute"].values[mine], units[mine])
+        ds["units"] = (ds["units"].dims, units)
         matrix, names = latency_matrix(ds, workers=self.session.workers)
         return fit_straggler_model(matrix[-self.window :], workers=names)
 
@@ -146,8 +190,7 @@ class OnlineAdapter:
                 "heterogeneous",
                 n,
                 redundancy=self.redundancy,
-                # A fitted p of 1 (slow in every observed round) is legitimate.
-                straggle_probs=np.minimum(model.p, 1 - 1e-3),
+                straggle_probs=smoothed_probs(model),
                 random_state=self.random_state,
             )
         units = self.session.mean_units()

@@ -37,27 +37,31 @@ def _loads(code):
 
 
 def test_heterogeneous_unloads_a_worker_that_turns_slow_and_reloads_it_after(client4):
+    # Every task takes 20 ms more than its natural ~1 ms, so that timing noise
+    # of an in-process cluster does not look like straggling.
+    base = Slowdown(delay=0.02)
     with _session(client4, "heterogeneous") as s:
         parts = [np.full(3, float(j + 1)) for j in range(s.n_partitions)]
         s.place(parts, units=[100] * s.n_partitions)
         adapter = OnlineAdapter(s, scheme="heterogeneous", redundancy=2, random_state=0, every=5, window=15)
         assert len(set(_loads(s.code))) == 1  # equal loads while nothing is known
-        _run(s, adapter, 10, parts)
         slow = s.workers[2]
-        inject_stragglers(client4, {slow: Slowdown(factor=5, delay=0.1)}, seed=0)
         try:
+            inject_stragglers(client4, {w: base for w in s.workers}, seed=0)
+            _run(s, adapter, 10, parts)
+            inject_stragglers(client4, {w: (Slowdown(delay=0.2) if w == slow else base) for w in s.workers}, seed=0)
             _run(s, adapter, 25, parts)
+            assert adapter.model is not None and slow in adapter.model.slow_workers()
+            loads = _loads(s.code)
+            assert loads[2] == loads.min() < loads.max()
+            assert any(r > 10 for r, _ in adapter.switches)
+            # recovered: the model forgets the slow rounds and the load comes back
+            inject_stragglers(client4, {w: base for w in s.workers}, seed=0)
+            _run(s, adapter, 30, parts)
         finally:
             remove_stragglers(client4)
-        assert adapter.model is not None and slow in adapter.model.slow_workers()
-        loads = _loads(s.code)
-        assert loads[2] == loads.min() < loads.max()
-        switched_at = [r for r, _ in adapter.switches]
-        assert any(r > 10 for r in switched_at)
-        # recovered: the model forgets the old rounds and the load comes back
-        _run(s, adapter, 40, parts)
         assert slow not in adapter.model.slow_workers()
-        assert _loads(s.code)[2] >= np.median(_loads(s.code))
+        assert _loads(s.code)[2] >= 2  # back to an average share (r = 2)
 
 
 def test_auto_stays_synchronous_without_stragglers(client4):
@@ -65,7 +69,12 @@ def test_auto_stays_synchronous_without_stragglers(client4):
         parts = [np.ones(3)] * s.n_partitions
         s.place(parts, units=[100] * s.n_partitions)
         adapter = OnlineAdapter(s, scheme="auto", redundancy=2, random_state=0, every=5, window=20)
-        _run(s, adapter, 30, parts)
+        # 20 ms tasks: an in-process cluster's millisecond jitter is not straggling
+        inject_stragglers(client4, {w: Slowdown(delay=0.02) for w in s.workers}, seed=0)
+        try:
+            _run(s, adapter, 30, parts)
+        finally:
+            remove_stragglers(client4)
         assert s.code.scheme == "sync"
         assert adapter.switches == []
 
