@@ -28,58 +28,9 @@ from distributed import Client, LocalCluster
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 
+from common import make_data, objective, plot, time_to_target, true_losses
+
 from dask_quorum import LogisticRegression, Slowdown, inject_stragglers, remove_stragglers
-
-
-def make_data(n_samples: int, n_features: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A binary problem with correlated features (condition number ~1e3), so
-    that L-BFGS needs tens of rounds, as on real data."""
-    rng = np.random.default_rng(seed)
-    Q, _ = np.linalg.qr(rng.standard_normal((n_features, n_features)))
-    X = rng.standard_normal((n_samples, n_features)) @ (Q * np.logspace(0, 1.5, n_features)) @ Q.T
-    w = rng.standard_normal(n_features) / np.sqrt(n_features)
-    y = (rng.random(n_samples) < 1 / (1 + np.exp(-(X @ w) * 3))).astype(int)
-    return X, y
-
-
-def objective(params: np.ndarray, X: np.ndarray, y: np.ndarray, C: float) -> float:
-    coef, intercept = params[:-1], params[-1]
-    z = X @ coef + intercept
-    return float(np.mean(np.logaddexp(0, z) - y * z) + coef @ coef / (2 * C * len(y)))
-
-
-def true_losses(history, X, y, C) -> np.ndarray:
-    """The full-data objective at every round's parameters."""
-    return np.array([objective(p, X, y, C) for p in history["params"].values])
-
-
-def time_to_target(history, losses, target) -> tuple[float, int]:
-    """(seconds, rounds) until the objective first reaches ``target``; (inf, -1) when never."""
-    hit = np.flatnonzero(losses <= target)
-    if hit.size == 0:
-        return float("inf"), -1
-    r = int(hit[0])
-    return float(history["elapsed"].values[r]), r + 1
-
-
-def plot(curves, f_opt, path, title) -> None:
-    """Suboptimality against time, one line per scheme."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for scheme, (elapsed, losses) in curves.items():
-        ax.semilogy(elapsed, np.maximum(losses / f_opt - 1, 1e-9), label=scheme)
-    ax.axhline(1e-3, color="grey", linestyle=":", label="target 1.001 x optimum")
-    ax.set_xlabel("seconds")
-    ax.set_ylabel("loss / optimum - 1")
-    ax.set_title(title, fontsize=9)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def main(argv=None) -> int:
