@@ -19,6 +19,7 @@ recovers gets its load back.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -145,10 +146,15 @@ class OnlineAdapter:
         self.model: StragglerModel | None = None
         self.switches: list[tuple[int, str]] = []
         attach(session.client)
-        self._since = latencies(session.client).attrs["cursor"]
+        # Recorder cursors at the last few re-fits: reading from the oldest
+        # keeps each read to about ``window`` rounds of rows.
+        self._cursors: deque[int] = deque(
+            [latencies(session.client).attrs["cursor"]], maxlen=-(-self.window // self.every) + 1
+        )
 
     def _fit(self) -> StragglerModel | None:
-        ds = latencies(self.session.client, since=self._since)
+        ds = latencies(self.session.client, since=self._cursors[0])
+        self._cursors.append(ds.attrs["cursor"])
         # Only this session's round tasks: blank the keys of everything else.
         tag = f"{ROUND_PREFIX}-{self.session.token}"
         keys = ds["key"].values

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any
 
 import numpy as np
@@ -76,6 +77,7 @@ def fit_by_rounds(
         Passed to :func:`~dask_quorum.pipeline.solver.lbfgs`.
     """
     keep_params = bool(config.get("history.keep-params"))
+    started = perf_counter()
     adaptive = scheme in ADAPTIVE_SCHEMES
     factory = (lambda n: initial_code(scheme, n, redundancy, random_state)) if adaptive else None
     with CodedSession(
@@ -117,5 +119,6 @@ def fit_by_rounds(
                 "n_stragglers": session.code.n_stragglers,
                 "switches": str(adapter.switches) if adapter is not None else "[]",
             },
+            started=started,
         )
     return RoundsFit(result=result, history=history)

@@ -17,6 +17,7 @@ def rounds_to_dataset(
     *,
     variables: Mapping[str, Any] | None = None,
     attrs: Mapping[str, Any] | None = None,
+    started: float | None = None,
 ) -> xr.Dataset:
     """Build an :class:`xarray.Dataset` indexed by round from round records.
 
@@ -30,6 +31,10 @@ def rounds_to_dataset(
         round (for example the objective), or ``name -> (dims, array)``.
     attrs : mapping, optional
         Dataset attributes (scheme, redundancy, ...).
+    started : float, optional
+        ``time.perf_counter()`` at the start of the fit; ``elapsed`` is then
+        wall-clock time since it, driver work between rounds included.
+        Without it, ``elapsed`` sums the rounds' own times.
 
     Returns
     -------
@@ -47,9 +52,13 @@ def rounds_to_dataset(
         responded[r, list(rec.responders)] = True
         busy[r, list(rec.busy)] = True
     wall = np.array([rec.wall_time for rec in records], dtype=float)
+    if started is None:
+        elapsed = np.cumsum(wall)
+    else:
+        elapsed = np.array([rec.finished for rec in records], dtype=float) - started
     data: dict[str, Any] = {
         "wall_time": ("round", wall, {"units": "s"}),
-        "elapsed": ("round", np.cumsum(wall), {"units": "s"}),
+        "elapsed": ("round", elapsed, {"units": "s"}),
         "n_responders": ("round", responded.sum(axis=1)),
         "decode_error": ("round", np.array([rec.decode_error for rec in records], dtype=float)),
         "responded": (("round", "worker"), responded),

@@ -59,6 +59,9 @@ class RoundRecord:
         Round number, from 0.
     wall_time : float
         Seconds from the start of the round to the decoded result.
+    finished : float
+        ``time.perf_counter()`` when the round had its result; differences
+        include the driver's work between rounds.
     responders : tuple of int
         Workers whose results were used, in the order they arrived.
     busy : tuple of int
@@ -76,6 +79,7 @@ class RoundRecord:
 
     index: int
     wall_time: float
+    finished: float
     responders: tuple[int, ...]
     busy: tuple[int, ...]
     decode_error: float
@@ -288,9 +292,11 @@ class RoundRunner:
         total = weights[0] * results[0]
         for w, r in zip(weights[1:], results[1:]):
             total = total + w * r
+        finished = perf_counter()
         record = RoundRecord(
             index=t,
-            wall_time=perf_counter() - start,
+            wall_time=finished - start,
+            finished=finished,
             responders=tuple(responders),
             busy=busy,
             decode_error=float(error),

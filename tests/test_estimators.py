@@ -141,6 +141,8 @@ def test_history_is_a_dataset_indexed_by_round(client4, cancer):
     assert h.attrs["scheme"] == "cyclic"
     assert (h["n_responders"] == h["responded"].sum("worker")).all()
     assert np.all(np.diff(h["elapsed"].values) > 0)
+    # elapsed is wall-clock time since the fit started: driver work included
+    assert h["elapsed"].values[-1] >= h["wall_time"].values.sum()
     # L-BFGS accepts only decreasing steps: the best loss is the last iterate's
     assert h["loss"].values[-1] <= h["loss"].values[0]
 
