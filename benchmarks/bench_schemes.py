@@ -37,6 +37,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--workers", type=int, default=8)
     p.add_argument("--stragglers", type=int, default=2)
+    p.add_argument("--redundancy", type=int, help="default: stragglers + 1 (at least 2)")
     p.add_argument("--factor", type=float, default=10.0)
     p.add_argument("--delay", type=float, default=0.1)
     p.add_argument("--p-slow-slow", type=float, default=0.9)
@@ -62,8 +63,10 @@ def main(argv=None) -> int:
         rows, curves = [], {}
         for scheme in args.schemes:
             # the same seed per scheme: every contender meets the same straggler sequence per task
-            inject_stragglers(client, {w: slow for w in workers[: args.stragglers]}, seed=args.seed)
-            est = LogisticRegression(C=args.C, scheme=scheme, redundancy=args.stragglers + 1, tol=1e-10, max_iter=args.max_iter, random_state=args.seed, client=client)
+            if args.stragglers:
+                inject_stragglers(client, {w: slow for w in workers[: args.stragglers]}, seed=args.seed)
+            redundancy = args.redundancy or max(2, args.stragglers + 1)
+            est = LogisticRegression(C=args.C, scheme=scheme, redundancy=redundancy, tol=1e-10, max_iter=args.max_iter, random_state=args.seed, client=client)
             start = perf_counter()
             with dask.config.set({"quorum.history.keep-params": True}), warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)

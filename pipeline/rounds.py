@@ -181,6 +181,8 @@ class RoundRunner:
 
     def _fetch(self, futures: list[Future], hard: float) -> list[Any]:
         """Results of finished futures, in one transfer, within the round's deadline."""
+        # Client.gather takes no timeout; the coroutine behind it, run through
+        # client.sync with callback_timeout, gets the round's deadline.
         return self.client.sync(
             self.client._gather, futures, callback_timeout=max(0.0, hard - perf_counter())
         )
@@ -237,6 +239,10 @@ class RoundRunner:
         results: list[np.ndarray] = []
         stop = None
         error = 1.0
+        # Replicas of each partition among the responders: a set that misses
+        # a partition cannot decode exactly, so it needs no least squares
+        # (unless a decoding tolerance could stop the round early).
+        covered = np.zeros(self.code.n_partitions, dtype=int)
         while stop is None:
             now = perf_counter()
             until = min(hard, soft) if responders else hard
@@ -278,6 +284,10 @@ class RoundRunner:
                     continue
                 responders.append(i)
                 results.append(value)
+                covered[self.placement.columns[i]] += 1
+                enough = len(responders) >= self.code.min_responders
+                if covered.min() == 0 and self.decode_tol <= 0 and not enough:
+                    continue
                 error = self.code.error(responders)
                 if error <= EXACT_TOL:
                     stop = "exact"
@@ -288,6 +298,8 @@ class RoundRunner:
 
         if isinstance(params_future, Future):
             params_future.release()
+        if stop == "deadline":
+            error = self.code.error(responders)
         weights = self.code.decode(responders)
         total = weights[0] * results[0]
         for w, r in zip(weights[1:], results[1:]):
