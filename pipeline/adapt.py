@@ -5,7 +5,8 @@ tasks from the latency recorder, fits a straggler model on the most recent
 ``quorum.adapt.window`` rounds, and, when the model changed materially:
 
 * ``heterogeneous``: rebuilds the heterogeneity-aware code from the fitted
-  straggle probabilities (less load for likely stragglers);
+  straggle probabilities (less load for likely stragglers; see
+  :func:`smoothed_probs`);
 * ``auto``: asks :func:`~dask_quorum.pipeline.planning.plan` which scheme is
   fastest for the fitted cluster and switches when the expected round time
   improves by more than ``quorum.adapt.min-gain``.
@@ -90,15 +91,34 @@ def effective_units(compute: np.ndarray, units: np.ndarray, *, max_points: int =
     return units + intercept / slope
 
 
-def smoothed_probs(model: StragglerModel) -> np.ndarray:
-    """Straggle probabilities with a Beta(1, 1) prior: ``(slow + 1) / (rounds + 2)``.
+#: Pseudo-rounds of the cluster-wide prior in :func:`smoothed_probs`.
+PRIOR_ROUNDS = 2.0
+#: No worker is assumed to straggle less often than this.
+P_FLOOR = 0.05
 
-    Loads go as ``(1 - p) / p``: from a short window, a healthy worker seen
-    slow once and one never seen slow would otherwise get loads tens of
-    times apart. The prior keeps a handful of rounds from deciding that.
+
+def smoothed_probs(model: StragglerModel) -> np.ndarray:
+    """Straggle probabilities fit to build loads from.
+
+    Heterogeneous loads go as ``(1 - p) / p``, so raw frequencies from a
+    short window are too sharp: a healthy worker seen slow once and one never
+    seen slow would get loads tens of times apart. Each worker's frequency is
+    shrunk toward the cluster's pooled frequency with ``PRIOR_ROUNDS``
+    pseudo-rounds (a worker observed in few rounds, such as one that was busy
+    straggling, stays near the cluster's rate rather than near 1/2), and
+    floored at ``P_FLOOR``.
     """
+    p = np.asarray(model.p, dtype=float)
     n = np.asarray(model.n_rounds, dtype=float)
-    return np.minimum((np.asarray(model.p) * n + 1) / (n + 2), 1 - 1e-3)
+    pooled = float(np.sum(p * n) / max(np.sum(n), 1.0))
+    shrunk = (p * n + PRIOR_ROUNDS * pooled) / (n + PRIOR_ROUNDS)
+    return np.clip(shrunk, P_FLOOR, 1 - 1e-3)
+
+
+def loads_moved(old: np.ndarray, new: np.ndarray, factor: float) -> bool:
+    """Whether some worker's ideal load ``(1 - p) / p`` changed by more than ``factor``."""
+    odds = lambda p: (1 - p) / p  # noqa: E731
+    return bool(np.max(np.abs(np.log(odds(new) / odds(old)))) > np.log(factor))
 
 
 class OnlineAdapter:
@@ -113,12 +133,15 @@ class OnlineAdapter:
     random_state : numpy.random.RandomState
     every, window : int, optional
         Re-fit every ``every`` rounds on the last ``window`` rounds
-        (defaults ``quorum.adapt.every`` and ``quorum.adapt.window``).
+        (defaults ``quorum.adapt.every`` and ``quorum.adapt.window``); the
+        first re-fit comes after ``quorum.adapt.first`` rounds.
 
     Attributes
     ----------
     model : StragglerModel or None
-        The model the current code was built from.
+        The latest fitted model. The code is rebuilt when the ideal load
+        of some worker, from :func:`smoothed_probs`, moved by more than the
+        factor ``quorum.adapt.tolerance`` since the current code was built.
     switches : list of tuple
         ``(round, scheme)`` for every re-encoding.
     """
@@ -140,10 +163,13 @@ class OnlineAdapter:
         self.redundancy = redundancy
         self.random_state = random_state
         self.every = int(every if every is not None else config.get("adapt.every"))
+        self.first = min(int(config.get("adapt.first")), self.every)
+        self.error_tol = float(config.get("adapt.error-tol"))
         self.window = int(window if window is not None else config.get("adapt.window"))
         self.tol = float(config.get("adapt.tolerance"))
         self.min_gain = float(config.get("adapt.min-gain"))
         self.model: StragglerModel | None = None
+        self._probs: np.ndarray | None = None
         self.switches: list[tuple[int, str]] = []
         attach(session.client)
         # Recorder cursors at the last few re-fits: reading from the oldest
@@ -169,8 +195,9 @@ class OnlineAdapter:
         return fit_straggler_model(matrix[-self.window :], workers=names)
 
     def after_round(self, index: int) -> None:
-        """Call after round ``index``; re-fits and re-encodes every ``every`` rounds."""
-        if (index + 1) % self.every:
+        """Call after round ``index``; re-fits after ``first`` rounds, then every ``every``."""
+        done = index + 1
+        if done < self.first or (done - self.first) % self.every:
             return
         try:
             model = self._fit()
@@ -179,24 +206,26 @@ class OnlineAdapter:
             return
         if model is None or list(model.workers) != list(self.session.workers):
             return
-        if self.model is not None and not model.changed(self.model, tol=self.tol):
-            return
-        code = self._choose(model)
         self.model = model
+        probs = smoothed_probs(model)
+        if self._probs is not None and not loads_moved(self._probs, probs, self.tol):
+            return
+        code = self._choose(model, probs)
+        self._probs = probs
         if code is None:
             return
         self.session.reencode(code)
         self.switches.append((index + 1, code.scheme))
         logger.info("round %d: re-encoded as %s for %s", index + 1, code.scheme, model.slow_workers())
 
-    def _choose(self, model: StragglerModel) -> GradientCode | None:
+    def _choose(self, model: StragglerModel, probs: np.ndarray) -> GradientCode | None:
         n = len(self.session.workers)
         if self.scheme == "heterogeneous":
             return make_code(
                 "heterogeneous",
                 n,
                 redundancy=self.redundancy,
-                straggle_probs=smoothed_probs(model),
+                straggle_probs=probs,
                 random_state=self.random_state,
             )
         units = self.session.mean_units()
@@ -205,6 +234,7 @@ class OnlineAdapter:
             schemes=AUTO_CANDIDATES,
             redundancy=self.redundancy,
             n_rounds=200,
+            error_tol=self.error_tol,
             random_state=self.random_state,
             rows_per_partition=units,
         )

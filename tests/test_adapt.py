@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dask_quorum.pipeline.adapt import OnlineAdapter, initial_code
+from dask_quorum.pipeline.adapt import OnlineAdapter, initial_code, loads_moved, smoothed_probs
 from dask_quorum.pipeline.injection import Slowdown, inject_stragglers, remove_stragglers
 from dask_quorum.pipeline.session import CodedSession
 
@@ -51,7 +51,8 @@ def test_heterogeneous_unloads_a_worker_that_turns_slow_and_reloads_it_after(cli
             _run(s, adapter, 10, parts)
             inject_stragglers(client4, {w: (Slowdown(delay=0.2) if w == slow else base) for w in s.workers}, seed=0)
             _run(s, adapter, 25, parts)
-            assert adapter.model is not None and slow in adapter.model.slow_workers()
+            probs = smoothed_probs(adapter.model)
+            assert probs[2] == probs.max() > probs.min()
             loads = _loads(s.code)
             assert loads[2] == loads.min() < loads.max()
             assert any(r > 10 for r, _ in adapter.switches)
@@ -61,6 +62,7 @@ def test_heterogeneous_unloads_a_worker_that_turns_slow_and_reloads_it_after(cli
         finally:
             remove_stragglers(client4)
         assert slow not in adapter.model.slow_workers()
+        assert smoothed_probs(adapter.model)[2] < 0.2
         assert _loads(s.code)[2] >= 2  # back to an average share (r = 2)
 
 
@@ -96,6 +98,25 @@ def test_auto_switches_to_a_coded_scheme_under_a_persistent_straggler(client4):
         after = s.records[adapter.switches[0][0] + 1 :]
         assert all(1 in r.responders for r in before)  # sync waited for it
         assert after and np.mean([1 in r.responders for r in after]) < 0.5
+
+
+def test_smoothed_probs_shrink_sparse_workers_to_the_cluster_rate():
+    from types import SimpleNamespace
+
+    # worker 2 was seen in 2 rounds only (busy), never slow; worker 3 once slow in 15
+    model = SimpleNamespace(p=np.array([0.0, 0.0, 0.0, 1 / 15]), n_rounds=np.array([15, 15, 2, 15]))
+    probs = smoothed_probs(model)
+    assert probs[0] == probs[1] == probs[2] == pytest.approx(0.05)  # floor, not pushed toward 1/2
+    assert 0.05 <= probs[3] < 0.1  # one slow round does not make a straggler
+    slow = SimpleNamespace(p=np.array([0.0, 1.0]), n_rounds=np.array([20, 3]))
+    assert smoothed_probs(slow)[1] > 0.5
+
+
+def test_loads_moved_is_a_factor_on_the_ideal_load():
+    base = np.array([0.05, 0.05, 0.05])
+    assert not loads_moved(base, np.array([0.05, 0.06, 0.05]), 1.5)  # noise
+    assert loads_moved(base, np.array([0.05, 0.3, 0.05]), 1.5)  # turned slow
+    assert loads_moved(np.array([0.05, 0.24, 0.05]), base, 1.5)  # recovered
 
 
 def test_adapter_rejects_static_schemes(client4):
