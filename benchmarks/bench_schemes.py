@@ -19,16 +19,13 @@ import csv
 import os
 import platform
 import sys
-import warnings
-from time import perf_counter
 
 import dask
 import numpy as np
 from distributed import Client, LocalCluster
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 
-from common import make_data, objective, plot, time_to_target, true_losses
+from common import fit_measured, make_data, objective, plot
 
 from dask_quorum import LogisticRegression, Slowdown, inject_stragglers, remove_stragglers
 
@@ -67,16 +64,9 @@ def main(argv=None) -> int:
                 inject_stragglers(client, {w: slow for w in workers[: args.stragglers]}, seed=args.seed)
             redundancy = args.redundancy or max(2, args.stragglers + 1)
             est = LogisticRegression(C=args.C, scheme=scheme, redundancy=redundancy, tol=1e-10, max_iter=args.max_iter, random_state=args.seed, client=client)
-            start = perf_counter()
-            with dask.config.set({"quorum.history.keep-params": True}), warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                est.fit(X, y)
-            fit_seconds = perf_counter() - start
+            h, losses, seconds, rounds, fit_seconds = fit_measured(est, X, y, args.C, target)
             remove_stragglers(client)
-            h = est.history_
-            losses = true_losses(h, X, y, args.C)
             curves[scheme] = (h["elapsed"].values, losses)
-            seconds, rounds = time_to_target(h, losses, target)
             best = float(losses.min())
             rows.append({
                 "scheme": scheme,

@@ -20,17 +20,14 @@ import csv
 import os
 import platform
 import sys
-import warnings
 from pathlib import Path
-from time import perf_counter
 
 import dask
 import numpy as np
 from distributed import Client, LocalCluster
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 
-from common import make_data, objective, time_to_target, true_losses
+from common import fit_measured, make_data, objective
 
 from dask_quorum import LogisticRegression, TraceReplay, inject_stragglers, remove_stragglers
 
@@ -69,15 +66,8 @@ def main(argv=None) -> int:
                 inject_stragglers(client, replay)
                 est = LogisticRegression(C=args.C, scheme=scheme, redundancy=args.redundancy, tol=1e-10,
                                          max_iter=args.max_iter, random_state=args.seed, client=client)
-                start = perf_counter()
-                with dask.config.set({"quorum.history.keep-params": True}), warnings.catch_warnings():
-                    warnings.simplefilter("ignore", ConvergenceWarning)
-                    est.fit(X, y)
-                fit_s = perf_counter() - start
+                h, losses, seconds, rounds, fit_s = fit_measured(est, X, y, args.C, target)
                 remove_stragglers(client)
-                h = est.history_
-                losses = true_losses(h, X, y, args.C)
-                seconds, rounds = time_to_target(h, losses, target)
                 rows.append({
                     "trace": trace, "scheme": scheme, "time_to_target_s": seconds,
                     "rounds_to_target": rounds, "rounds": h.sizes["round"],

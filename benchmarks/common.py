@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+from time import perf_counter
+
+import dask
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 
 
 def make_data(n_samples: int, n_features: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -54,3 +59,19 @@ def plot(curves, f_opt, path, title) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def fit_measured(est, X, y, C, target):
+    """Fit ``est`` keeping every iterate; return the history, true losses and timings.
+
+    Returns ``(history, losses, seconds_to_target, rounds_to_target, fit_seconds)``.
+    """
+    start = perf_counter()
+    with dask.config.set({"quorum.history.keep-params": True}), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+    fit_seconds = perf_counter() - start
+    h = est.history_
+    losses = true_losses(h, X, y, C)
+    seconds, rounds = time_to_target(h, losses, target)
+    return h, losses, seconds, rounds, fit_seconds

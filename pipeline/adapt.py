@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import scipy.stats
+from sklearn.utils import check_random_state
 
 from dask_quorum import config
 
@@ -161,7 +162,9 @@ class OnlineAdapter:
         self.session = session
         self.scheme = scheme
         self.redundancy = redundancy
-        self.random_state = random_state
+        # One seed for every code built here: equal inputs give equal codes,
+        # so a re-fit that changes nothing moves nothing.
+        self.random_state = int(check_random_state(random_state).randint(2**31 - 1))
         self.every = int(every if every is not None else config.get("adapt.every"))
         self.first = min(int(config.get("adapt.first")), self.every)
         self.error_tol = float(config.get("adapt.error-tol"))
@@ -212,7 +215,8 @@ class OnlineAdapter:
             return
         code = self._choose(model, probs)
         self._probs = probs
-        if code is None:
+        current = self.session.code
+        if code is None or (code.scheme == current.scheme and np.array_equal(code.B, current.B)):
             return
         self.session.reencode(code)
         self.switches.append((index + 1, code.scheme))

@@ -251,14 +251,8 @@ def slow_states(
 TRACE_COLUMNS = ("trace", "node", "iteration", "seconds")
 
 
-def _check_workers(workers: Any) -> tuple[WorkerId, ...]:
-    if isinstance(workers, str | bytes) or not isinstance(workers, Iterable):
-        raise ValueError(
-            f"workers must be a sequence of worker addresses or names, got {workers!r}"
-        )
-    workers = tuple(workers)
-    if not workers:
-        raise ValueError("workers must name at least one worker")
+def _check_worker_ids(workers: Iterable[Any]) -> None:
+    """Each worker is a str address or int/str name, and none is given twice."""
     seen: dict[str, WorkerId] = {}
     for worker in workers:
         if isinstance(worker, bool) or not isinstance(worker, str | int | np.integer):
@@ -272,6 +266,17 @@ def _check_workers(workers: Any) -> tuple[WorkerId, ...]:
                 f"(as {seen[str(worker)]!r} and {worker!r})"
             )
         seen[str(worker)] = worker
+
+
+def _check_workers(workers: Any) -> tuple[WorkerId, ...]:
+    if isinstance(workers, str | bytes) or not isinstance(workers, Iterable):
+        raise ValueError(
+            f"workers must be a sequence of worker addresses or names, got {workers!r}"
+        )
+    workers = tuple(workers)
+    if not workers:
+        raise ValueError("workers must name at least one worker")
+    _check_worker_ids(workers)
     return tuple(w if isinstance(w, str) else int(w) for w in workers)
 
 
@@ -938,19 +943,8 @@ class StragglerInjector(WorkerPlugin):
                 f"slowdowns must be a mapping of worker to Slowdown, or a "
                 f"TraceReplay, got {slowdowns!r}"
             )
-        seen: dict[str, WorkerId] = {}
+        _check_worker_ids(slowdowns)
         for worker, spec in slowdowns.items():
-            if isinstance(worker, bool) or not isinstance(worker, str | int):
-                raise ValueError(
-                    f"workers are identified by address or name (str or int), "
-                    f"got {worker!r}"
-                )
-            if str(worker) in seen:
-                raise ValueError(
-                    f"worker {worker!r} is given twice "
-                    f"(as {seen[str(worker)]!r} and {worker!r})"
-                )
-            seen[str(worker)] = worker
             if not isinstance(spec, Slowdown):
                 raise ValueError(
                     f"slowdown of worker {worker!r} must be a Slowdown, got {spec!r}"
