@@ -237,7 +237,7 @@ class OnlineAdapter:
             model,
             schemes=AUTO_CANDIDATES,
             redundancy=self.redundancy,
-            n_rounds=200,
+            n_rounds=100,  # ~0.1 s of simulation for 15 workers, 4 schemes
             error_tol=self.error_tol,
             random_state=self.random_state,
             rows_per_partition=units,

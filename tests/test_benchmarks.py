@@ -40,3 +40,13 @@ def test_bench_traces_prints_a_table(tmp_path):
         "--features", "4", "--max-iter", "5", "--schemes", "sync", "heterogeneous", tmp_path=tmp_path,
     )
     assert sum(line.startswith("| data1 |") for line in stdout.splitlines()) == 2
+
+
+def test_bench_overhead_prints_ratios(tmp_path):
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "bench_overhead.py"), "--workers", "2", "--rounds", "10"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    (row,) = [line for line in out.stdout.splitlines() if line.startswith("| 2 |")]
+    assert row.count("x)") == 2
