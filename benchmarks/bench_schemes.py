@@ -15,7 +15,6 @@ estimate. Prints a markdown table and writes a CSV next to this file.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import platform
 import sys
@@ -25,7 +24,7 @@ import numpy as np
 from distributed import Client, LocalCluster
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 
-from common import fit_measured, make_data, objective, plot
+from common import fit_measured, make_data, objective, plot, result_cells, write_csv
 
 from dask_quorum import LogisticRegression, Slowdown, inject_stragglers, remove_stragglers
 
@@ -91,15 +90,8 @@ def main(argv=None) -> int:
     print("| scheme | time to target [s] | rounds to target | rounds | mean round [s] | best loss / opt | speed-up vs " + rows[0]["scheme"] + " |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        speed = base / r["time_to_target_s"] if np.isfinite(r["time_to_target_s"]) else 0.0
-        tt = f"{r['time_to_target_s']:.2f}" if np.isfinite(r["time_to_target_s"]) else "never"
-        print(f"| {r['scheme']} | {tt} | {r['rounds_to_target']} | {r['rounds']} | {r['mean_round_s']:.4f} | "
-              f"{r['best_loss_over_opt']:.6f} | {speed:.2f}x |")
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+        print(f"| {r['scheme']} | {result_cells(r, base)}")
+    write_csv(rows, args.out)
     return 0
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from distributed import Client, LocalCluster
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 
-from common import fit_measured, make_data, objective
+from common import fit_measured, make_data, objective, result_cells, write_csv
 
 from dask_quorum import LogisticRegression, TraceReplay, inject_stragglers, remove_stragglers
 
@@ -87,16 +87,8 @@ def main(argv=None) -> int:
         mine = [r for r in rows if r["trace"] == trace]
         base = next((r["time_to_target_s"] for r in mine if r["scheme"] == "sync"), float("nan"))
         for r in mine:
-            t = r["time_to_target_s"]
-            tt = f"{t:.2f}" if np.isfinite(t) else "never"
-            speed = f"{base / t:.2f}x" if np.isfinite(t) else "-"
-            print(f"| {trace} | {r['scheme']} | {tt} | {r['rounds_to_target']} | {r['rounds']} | "
-                  f"{r['mean_round_s']:.4f} | {r['best_loss_over_opt']:.6f} | {speed} |")
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+            print(f"| {trace} | {r['scheme']} | {result_cells(r, base)}")
+    write_csv(rows, args.out)
     return 0
 
 

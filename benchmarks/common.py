@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import os
 import warnings
 from time import perf_counter
 
@@ -75,3 +77,24 @@ def fit_measured(est, X, y, C, target):
     losses = true_losses(h, X, y, C)
     seconds, rounds = time_to_target(h, losses, target)
     return h, losses, seconds, rounds, fit_seconds
+
+
+def result_cells(row: dict, base: float) -> str:
+    """Markdown cells from time to target to the speed-up over ``base`` seconds."""
+    t = row["time_to_target_s"]
+    reached = np.isfinite(t)
+    return (
+        f"{t:.2f} | {row['rounds_to_target']} | " if reached else "never | - | "
+    ) + (
+        f"{row['rounds']} | {row['mean_round_s']:.4f} | {row['best_loss_over_opt']:.6f} | "
+        + (f"{base / t:.2f}x |" if reached else "- |")
+    )
+
+
+def write_csv(rows: list[dict], path: str) -> None:
+    """Write the result rows as CSV, creating the folder."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
