@@ -66,6 +66,7 @@ Examples
 from __future__ import annotations
 
 import logging
+import warnings
 import math
 import re
 from collections.abc import Sequence
@@ -201,8 +202,13 @@ def load_trace(path: str | PathLike[str], trace: str) -> pd.DataFrame:
     ['node', 'iteration', 'seconds']
     """
     try:
-        df = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        # index_col=False: a row with an extra field is an error (pandas warns,
+        # we raise), not a silent shift of every column; names stay text
+        # ("01" is not "1").
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            df = pd.read_csv(path, index_col=False, dtype={"trace": str, "node": str})
+    except (pd.errors.ParserWarning, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ValueError(f"cannot read {path} as a trace CSV: {exc}") from exc
     missing = [c for c in TRACE_COLUMNS if c not in df.columns]
     if missing:

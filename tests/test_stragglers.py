@@ -440,3 +440,16 @@ def test_changed_detects_a_worker_turning_slow():
     assert before.changed(renamed)
     with pytest.raises(ValueError, match="StragglerModel"):
         before.changed(before.to_dataset())
+
+
+def test_load_trace_keeps_node_names_as_text_and_rejects_extra_fields(tmp_path):
+    good = tmp_path / "names.csv"
+    good.write_text("trace,node,iteration,seconds\nt,01,0,1.0\nt,1,0,2.0\nt,01,1,1.0\nt,1,1,2.0\n")
+    df = load_trace(good, "t")
+    assert sorted(set(df["node"])) == ["01", "1"]
+    shifted = tmp_path / "extra.csv"
+    shifted.write_text("trace,node,iteration,seconds\ntoy,a,0,1,9\n")
+    with pytest.raises(ValueError):
+        load_trace(shifted, "a")
+    with pytest.raises(ValueError):
+        load_trace(shifted, "toy")
