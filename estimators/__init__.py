@@ -2,5 +2,6 @@
 
 from ._linear import LinearRegression
 from ._logistic import LogisticRegression
+from ._pagerank import PageRank
 
-__all__ = ["LinearRegression", "LogisticRegression"]
+__all__ = ["LinearRegression", "LogisticRegression", "PageRank"]

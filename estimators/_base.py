@@ -18,6 +18,7 @@ from dask_quorum import config
 from dask_quorum.pipeline.cluster import get_client, worker_addresses
 from dask_quorum.pipeline.coding import SCHEMES
 from dask_quorum.pipeline.fit import fit_by_rounds
+from dask_quorum.pipeline.fit_asap import fit_asap
 
 from ._losses import GLMPartial, PenalisedMean
 
@@ -34,8 +35,9 @@ class QuorumLinearModel(BaseEstimator):
         "fit_intercept": ["boolean"],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
-        "scheme": [StrOptions(set(SCHEMES) | {"auto"}), None],
+        "scheme": [StrOptions(set(SCHEMES) | {"auto", "asap"}), None],
         "redundancy": [Interval(Integral, 1, None, closed="left"), None],
+        "staleness": [Interval(Integral, 0, None, closed="left")],
         "random_state": ["random_state"],
         "client": [Client, None],
     }
@@ -48,6 +50,7 @@ class QuorumLinearModel(BaseEstimator):
         tol: float = 1e-4,
         scheme: str | None = None,
         redundancy: int | None = None,
+        staleness: int = 0,
         random_state: Any = None,
         client: Client | None = None,
     ) -> None:
@@ -56,6 +59,7 @@ class QuorumLinearModel(BaseEstimator):
         self.tol = tol
         self.scheme = scheme
         self.redundancy = redundancy
+        self.staleness = staleness
         self.random_state = random_state
         self.client = client
 
@@ -81,8 +85,15 @@ class QuorumLinearModel(BaseEstimator):
     def _fit_rounds(self, X: Any, y: np.ndarray, loss: str, n_outputs: int, l2: float) -> np.ndarray:
         random_state = check_random_state(self.random_state)
         client = get_client(self.client)
-        scheme, redundancy = self._resolve_code(client)
         partial = GLMPartial(loss, X.shape[1], n_outputs, bool(self.fit_intercept))
+        scheme = self.scheme if self.scheme is not None else config.get("scheme")
+        if scheme == "asap":
+            return self._fit_asap(client, X, y, partial, l2, random_state)
+        if self.staleness:
+            raise ValueError(
+                f"staleness={self.staleness} applies to scheme='asap' only; this fit uses {scheme!r}"
+            )
+        scheme, redundancy = self._resolve_code(client)
         fitted = fit_by_rounds(
             client,
             X,
@@ -108,6 +119,41 @@ class QuorumLinearModel(BaseEstimator):
         self.n_iter_ = result.n_iter
         self.history_ = fitted.history
         return partial.unpack(result.x)
+
+    def _fit_asap(
+        self, client: Client, X: Any, y: np.ndarray, partial: GLMPartial, l2: float, random_state: Any
+    ) -> np.ndarray:
+        """ASAP mode: decentralised gradient tracking (:func:`~dask_quorum.pipeline.fit_asap.fit_asap`)."""
+        if self.redundancy is not None:
+            raise ValueError(
+                f"redundancy={self.redundancy} applies to the coded schemes; scheme='asap' places "
+                "each partition once (use redundancy=None)"
+            )
+        fitted = fit_asap(
+            client,
+            X,
+            y,
+            partial,
+            PenalisedMean(partial, X.shape[0], l2),
+            np.zeros(partial.n_params),
+            l2=l2,
+            staleness=int(self.staleness),
+            random_state=random_state,
+            max_iter=self.max_iter,
+            tol=self.tol,
+        )
+        if not fitted.converged:
+            warnings.warn(
+                f"{type(self).__name__} did not converge after {fitted.n_iter} ASAP rounds "
+                f"(largest tracked gradient {float(fitted.history['residual'][-1]):.3g} > tol={self.tol}); "
+                f"increase max_iter (now {self.max_iter}; an ASAP round is one local gradient "
+                "step, so fits take hundreds of them) or scale the data.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        self.n_iter_ = fitted.n_iter
+        self.history_ = fitted.history
+        return partial.unpack(fitted.x)
 
     def _decision(self, X: Any) -> np.ndarray:
         check_is_fitted(self)

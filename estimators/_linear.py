@@ -31,14 +31,16 @@ class LinearRegression(RegressorMixin, QuorumLinearModel):
         L2 penalty on the coefficients (not the intercept); non-negative.
     fit_intercept : bool, default=True
     max_iter : int, default=100
-        Maximum number of L-BFGS iterations.
+        Maximum number of L-BFGS iterations (``asap``: of rounds).
     tol : float, default=1e-4
         Stop when the largest component of the gradient of the scaled
         objective is at most ``tol``.
-    scheme : {"sync", "uncoded", "frc", "cyclic", "expander"} or None, default=None
+    scheme : {"sync", "uncoded", "frc", "cyclic", "expander", "asap"} or None, default=None
         See :class:`LogisticRegression`.
     redundancy : int or None, default=None
         See :class:`LogisticRegression`.
+    staleness : int, default=0
+        See :class:`LogisticRegression` (``asap`` only).
     random_state : int, RandomState instance or None, default=None
     client : distributed.Client or None, default=None
 
@@ -71,6 +73,7 @@ class LinearRegression(RegressorMixin, QuorumLinearModel):
         tol: float = 1e-4,
         scheme: str | None = None,
         redundancy: int | None = None,
+        staleness: int = 0,
         random_state: Any = None,
         client: Any = None,
     ) -> None:
@@ -80,6 +83,7 @@ class LinearRegression(RegressorMixin, QuorumLinearModel):
             tol=tol,
             scheme=scheme,
             redundancy=redundancy,
+            staleness=staleness,
             random_state=random_state,
             client=client,
         )

@@ -37,18 +37,29 @@ class LogisticRegression(ClassifierMixin, QuorumLinearModel):
     fit_intercept : bool, default=True
         Fit an (unpenalised) intercept.
     max_iter : int, default=100
-        Maximum number of L-BFGS iterations.
+        Maximum number of L-BFGS iterations; with ``scheme="asap"``, of
+        rounds (one local step each: fits take hundreds).
     tol : float, default=1e-4
-        Stop when the largest component of the gradient is at most ``tol``.
-    scheme : {"sync", "uncoded", "frc", "cyclic", "expander"} or None, default=None
+        Stop when the largest component of the gradient (with ``asap``: of
+        every worker's tracked gradient) is at most ``tol``.
+    scheme : {"sync", "uncoded", "frc", "cyclic", "expander", "asap"} or None, default=None
         How rounds tolerate stragglers. ``sync`` waits for every worker;
         ``uncoded`` ignores the ``redundancy - 1`` slowest workers and rescales
         (biased); ``frc`` and ``cyclic`` decode exactly from any
         ``n_workers - redundancy + 1`` workers; ``expander`` decodes
-        approximately. None uses ``quorum.scheme`` from the dask config.
+        approximately. ``asap`` has no driver barrier at all: every worker
+        keeps a replica of the parameters, takes one local gradient-tracking
+        step per round and averages with ``ceil(log2 n)`` peers under the
+        NOTIFY-ACK protocol; the model is the average of the replicas (see
+        :mod:`dask_quorum.pipeline.fit_asap`). None uses ``quorum.scheme``
+        from the dask config.
     redundancy : int or None, default=None
         Workers holding each partition. None uses ``quorum.redundancy``,
-        capped at the number of workers.
+        capped at the number of workers. Must be None with ``asap``.
+    staleness : int, default=0
+        ``asap`` only: how many rounds a worker may run ahead of a slow
+        in-peer, reducing with that peer's latest version instead of waiting
+        for the fresh one. 0 is strict NOTIFY-ACK.
     random_state : int, RandomState instance or None, default=None
         Seeds the construction of the randomised codes (cyclic, expander).
     client : distributed.Client or None, default=None
@@ -67,8 +78,19 @@ class LogisticRegression(ClassifierMixin, QuorumLinearModel):
         Defined when ``X`` has string column names.
     history_ : xarray.Dataset
         One entry per round: ``loss`` (objective), ``wall_time``, ``elapsed``,
-        ``n_responders``, ``decode_error``, ``responded`` and ``busy``
-        (round x worker), ``waited_on``, ``stop``.
+        ``n_responders``, ``decode_error``, ``responded``, ``busy`` and
+        ``member`` (round x worker), ``waited_on``, ``stop``. Workers lost
+        (died or hung) or taken in while the fit ran are listed in
+        ``attrs["lost_workers"]`` and ``attrs["joined_workers"]``, with the
+        round of each change in ``attrs["membership"]``; ``worker`` then
+        holds every worker the fit used.
+        ``bytes_sent`` and ``bytes_max_node``: payload bytes of the round
+        (parameters shipped plus results returned) and the most through one
+        node (the driver). With ``asap`` the rounds are the workers' local
+        steps: ``loss`` (mean local objective at the replicas),
+        ``consensus_error``, ``residual``, ``elapsed``, ``wall_time``,
+        ``bytes_sent``, ``bytes_max_node``, ``stale_reduces``, and per worker
+        ``compute`` and ``wait``.
 
     See Also
     --------
@@ -100,6 +122,7 @@ class LogisticRegression(ClassifierMixin, QuorumLinearModel):
         tol: float = 1e-4,
         scheme: str | None = None,
         redundancy: int | None = None,
+        staleness: int = 0,
         random_state: Any = None,
         client: Any = None,
     ) -> None:
@@ -109,6 +132,7 @@ class LogisticRegression(ClassifierMixin, QuorumLinearModel):
             tol=tol,
             scheme=scheme,
             redundancy=redundancy,
+            staleness=staleness,
             random_state=random_state,
             client=client,
         )

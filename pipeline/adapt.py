@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import scipy.stats
-from sklearn.utils import check_random_state
 
 from dask_quorum import config
 
@@ -164,6 +163,8 @@ class OnlineAdapter:
         self.redundancy = redundancy
         # One seed for every code built here: equal inputs give equal codes,
         # so a re-fit that changes nothing moves nothing.
+        from sklearn.utils import check_random_state  # sklearn loads on first use
+
         self.random_state = int(check_random_state(random_state).randint(2**31 - 1))
         self.every = int(every if every is not None else config.get("adapt.every"))
         self.first = min(int(config.get("adapt.first")), self.every)
@@ -211,6 +212,8 @@ class OnlineAdapter:
             return
         self.model = model
         probs = smoothed_probs(model)
+        if self._probs is not None and len(self._probs) != len(probs):
+            self._probs = None  # the session's workers changed: start afresh
         if self._probs is not None and not loads_moved(self._probs, probs, self.tol):
             return
         code = self._choose(model, probs)

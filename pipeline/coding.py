@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from sklearn.utils import check_random_state
 
 __all__ = ["SCHEMES", "EXACT_TOL", "GradientCode", "make_code"]
 
@@ -183,7 +182,8 @@ class GradientCode:
         ndarray of shape (n_responders,)
             Weights in the order given (increasing worker index for a mask).
             ``sync`` and ``uncoded`` use the "ignore stragglers" estimator,
-            ``k / |S|`` for every responder; the other schemes use the
+            ``k`` over the number of partitions the responders hold for
+            every responder (``k / |S|`` when ``B = I``); the other schemes use the
             minimum-norm least-squares solution of ``B_S^T a = 1``.
 
         Raises
@@ -214,7 +214,10 @@ class GradientCode:
 
     def _weights(self, idx: NDArray[np.intp]) -> NDArray[np.float64]:
         if self.scheme in _RESCALED_SCHEMES:
-            return np.full(idx.size, self.n_partitions / idx.size)
+            # k / (partitions the responders hold): k / |S| when B = I; a code
+            # regrouped over fewer workers (pipeline.regroup) holds several.
+            held = int(np.count_nonzero(self.B[idx].any(axis=0)))
+            return np.full(idx.size, self.n_partitions / max(held, 1))
         ones = np.ones(self.n_partitions)
         return np.linalg.lstsq(self.B[idx].T, ones, rcond=None)[0]
 
@@ -398,6 +401,8 @@ def make_code(
     else:
         rng = random_state
         if not isinstance(rng, np.random.Generator):
+            from sklearn.utils import check_random_state  # sklearn loads on first use
+
             rng = check_random_state(rng)
         if scheme == "heterogeneous":
             B = _heterogeneous_matrix(probs, r, rng) / r

@@ -32,6 +32,19 @@ def row_partitions(X: Any, y: np.ndarray, n_partitions: int) -> list[tuple[Any, 
     return [(X[a:b], y[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
+def round_bytes(record: Any, n_workers: int, params_bytes: int, result_bytes: int) -> int:
+    """Payload bytes of one driver-centred round: parameters shipped plus results returned.
+
+    The parameters go to every worker of the round that was idle when it
+    started (busy ones get them later, if at all); one result comes back
+    per responder. Message headers, task specs and the scheduler's relaying
+    are not counted (nor are ASAP's): payload only.
+    """
+    members = len(record.members) if getattr(record, "members", ()) else n_workers
+    shipped = max(members - len(record.busy), len(record.responders))
+    return int(params_bytes * shipped + result_bytes * len(record.responders))
+
+
 @dataclass
 class RoundsFit:
     """Result of :func:`fit_by_rounds`: the solver's result and the history."""
@@ -91,8 +104,11 @@ def fit_by_rounds(
             else None
         )
 
+        traffic: list[int] = []
+
         def round_sum(x: np.ndarray) -> np.ndarray:
             total = session.round(partial, x)
+            traffic.append(round_bytes(session.records[-1], len(session.workers), np.asarray(x).nbytes, total.nbytes))
             if adapter is not None:
                 adapter.after_round(len(session.records) - 1)
             return total
@@ -105,19 +121,23 @@ def fit_by_rounds(
             tol=tol,
             keep_params=keep_params,
         )
-        variables: dict[str, Any] = {"loss": np.asarray(result.losses)}
+        variables: dict[str, Any] = {"loss": np.asarray(result.losses), **session.membership_variables()}
+        # Every byte of a driver-centred round goes through the driver.
+        variables["bytes_sent"] = ("round", np.asarray(traffic, dtype=np.int64), {"units": "B"})
+        variables["bytes_max_node"] = ("round", np.asarray(traffic, dtype=np.int64), {"units": "B"})
         if keep_params:
             variables["params"] = (("round", "param"), np.asarray(result.params))
         history = rounds_to_dataset(
             session.records,
-            session.workers,
+            session.all_workers,
             variables=variables,
             attrs={
                 "scheme": scheme,
                 "redundancy": session.code.redundancy,
-                "n_partitions": session.code.n_partitions,
+                "n_partitions": session.n_partitions,
                 "n_stragglers": session.code.n_stragglers,
                 "switches": str(adapter.switches) if adapter is not None else "[]",
+                **session.membership_attrs(),
             },
             started=started,
         )

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
 
 from .rounds import RoundRecord
+
+if TYPE_CHECKING:
+    from .asap_engine import AsapResult
 
 
 def rounds_to_dataset(
@@ -73,4 +76,84 @@ def rounds_to_dataset(
         data,
         coords={"round": np.arange(n_rounds), "worker": np.array(list(workers), dtype=object)},
         attrs=dict(attrs or {}),
+    )
+
+
+def asap_to_dataset(
+    result: AsapResult,
+    *,
+    keep_params: bool = False,
+    started: float | None = None,
+    attrs: Mapping[str, Any] | None = None,
+) -> xr.Dataset:
+    """Build the ``history_`` of an ASAP fit, one entry per round.
+
+    Round ``t`` is every worker's ``t``-th reduce and the local step after
+    it; its replicas are the workers' snapshots after that step.
+
+    Parameters
+    ----------
+    result : AsapResult
+    keep_params : bool, default=False
+        Also keep the average of the replicas of every round (``params``).
+    started : float, optional
+        ``time.time()`` when the fit started; default the release of the loops.
+    attrs : mapping, optional
+        More Dataset attributes.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dimensions ``round`` and ``worker``. ``loss``: mean over the workers
+        of the local objective at their replicas (the objective of the
+        average once the replicas agree); ``consensus_error``: largest
+        distance of a replica from the average; ``residual``: largest tracked
+        gradient component; ``elapsed`` (the last worker's end of the round,
+        since the start) and ``wall_time``; ``bytes_sent`` (payload bytes of
+        the round's versions, all workers) and ``bytes_max_node`` (largest
+        sent plus received by one worker); ``stale_reduces`` (versions reused
+        or older than the round, under staleness); per worker ``compute``
+        (step seconds, injected slowdown included) and ``wait`` (seconds
+        blocked on in-peers).
+    """
+    T, n = result.values.shape
+    snaps = result.snapshots.reshape(T, n, -1)
+    mean = snaps.mean(axis=1)
+    consensus = np.linalg.norm(snaps - mean[:, None, :], axis=2).max(axis=1) if T else np.zeros(0)
+    origin = result.started if started is None else started
+    ends = result.finished.max(axis=1) if T else np.zeros(0)
+    elapsed = ends - origin
+    wall = np.diff(np.r_[result.started, ends]) if T else np.zeros(0)
+    stale = np.zeros(T, dtype=int)
+    for consumed in result.consumed:
+        old = consumed[consumed[:, 2] < consumed[:, 0]]
+        np.add.at(stale, old[:, 0], 1)
+    data: dict[str, Any] = {
+        "loss": ("round", result.values.mean(axis=1)),
+        "consensus_error": ("round", consensus),
+        "residual": ("round", result.residuals.max(axis=1)),
+        "wall_time": ("round", wall, {"units": "s"}),
+        "elapsed": ("round", elapsed, {"units": "s"}),
+        "bytes_sent": ("round", result.sent.sum(axis=1), {"units": "B"}),
+        "bytes_max_node": ("round", (result.sent + result.received).max(axis=1), {"units": "B"}),
+        "stale_reduces": ("round", stale),
+        "compute": (("round", "worker"), result.compute, {"units": "s"}),
+        "wait": (("round", "worker"), result.wait, {"units": "s"}),
+    }
+    if keep_params:
+        data["params"] = (("round", "param"), mean)
+    graph = result.graph
+    return xr.Dataset(
+        data,
+        coords={"round": np.arange(T), "worker": np.array(result.workers, dtype=object)},
+        attrs={
+            "scheme": "asap",
+            "staleness": result.staleness,
+            "degree": graph.degree,
+            "offsets": str(list(graph.offsets)),
+            "graph": graph.kind,
+            "spectral_gap": graph.spectral_gap,
+            "converged": int(result.converged),
+            **dict(attrs or {}),
+        },
     )

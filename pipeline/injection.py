@@ -80,6 +80,7 @@ __all__ = [
     "injection_log",
     "remove_stragglers",
     "slow_states",
+    "slow_step",
 ]
 
 logger = logging.getLogger(__name__)
@@ -526,6 +527,40 @@ class StragglerInjector(WorkerPlugin):
         ts.run_spec = _SlowedNode(run_spec, self, self._count, slow, factor, delay)
         self._count += 1
 
+    # -- long-running loops ---------------------------------------------------
+
+    def slow_step(self, natural: float, key: Any) -> float:
+        """Slow one step of a long-running loop as if it were a task; return the seconds added.
+
+        Work that runs outside Dask tasks (ASAP's per-worker loops) never
+        enters ``executing``, so :meth:`transition` cannot slow it. Such a
+        loop calls this after each step, in its own thread: the worker's
+        schedule advances by one, exactly as for a task, and a slow step
+        waits ``(factor - 1) * natural + delay`` more seconds (cut short on
+        teardown) and is logged.
+
+        Parameters
+        ----------
+        natural : float
+            Seconds the step took.
+        key : object
+            Name of the step in the log.
+        """
+        if self._schedule is None or self._lock is None or self._stop is None:
+            return 0.0
+        with self._lock:
+            slow, factor, delay = self._schedule.step()
+            index = self._count
+            self._count += 1
+        added = 0.0
+        if slow and not self._stop.is_set():
+            begin = time.perf_counter()
+            self._stop.wait((factor - 1.0) * natural + delay)
+            added = time.perf_counter() - begin
+        factor, delay = (factor, delay) if slow else (1.0, 0.0)
+        self._record(InjectionRecord(index, key, slow, natural, added, factor, delay))
+        return added
+
     # -- log -----------------------------------------------------------------
 
     def _record(self, record: InjectionRecord) -> None:
@@ -663,6 +698,31 @@ async def _remove_async(client: Client) -> bool:
             raise
         return False
     return True
+
+
+def slow_step(worker: Worker, natural: float, key: Any) -> float:
+    """Apply ``worker``'s injected slowdown to one step of a long-running loop.
+
+    A no-op (returns 0) when the worker has no :class:`StragglerInjector`
+    or the injector leaves it alone. See :meth:`StragglerInjector.slow_step`.
+
+    Parameters
+    ----------
+    worker : distributed.Worker
+    natural : float
+        Seconds the step took.
+    key : object
+        Name of the step in the injection log.
+
+    Returns
+    -------
+    float
+        Seconds the step was made to wait.
+    """
+    plugin = worker.plugins.get(StragglerInjector.name)
+    if not isinstance(plugin, StragglerInjector):
+        return 0.0
+    return plugin.slow_step(natural, key)
 
 
 def _worker_records(dask_worker: Worker) -> list[InjectionRecord] | None:

@@ -4,6 +4,10 @@ Every replica of a partition is scattered under a key of its own and pinned
 to its worker. Two replicas of one key would be merged back into one by the
 Active Memory Manager (``ReduceReplicas``); distinct keys are left alone, so
 the redundancy the code relies on survives.
+
+Replicas are tracked by worker address, so that when the workers change
+(one is lost, one joins) the replicas a worker already holds stay in place
+and only the missing ones are placed, from the source partitions.
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ from typing import Any
 
 import numpy as np
 from distributed import Client, Future
+from distributed import wait as wait_futures
+
+from .membership import WorkersLostError, check_client
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +36,9 @@ class Placement:
     B : ndarray of shape (n_workers, n_partitions)
         Encoding matrix: worker ``i`` holds partition ``j`` where ``B[i, j] != 0``.
     partitions : sequence
-        One payload per partition (any picklable object). Kept by reference
-        so that :meth:`update` can place replicas that move.
+        One payload per partition (any picklable object, or all Futures of
+        data already on the cluster). Kept by reference so that
+        :meth:`update` can place replicas that move, onto any worker.
     timeout : float
         Seconds to wait for the data to land on the workers.
     units : sequence of float, optional
@@ -41,8 +49,13 @@ class Placement:
     ----------
     columns : list of ndarray
         ``columns[i]`` are the partition indices worker ``i`` holds.
-    replicas : dict
-        ``(worker index, partition index) -> Future`` of every replica.
+
+    Raises
+    ------
+    WorkersLostError
+        When the replicas for a worker cannot be placed (it left the
+        cluster, or did not take the data within ``timeout``); the error
+        names it in ``lost``.
     """
 
     def __init__(
@@ -67,12 +80,23 @@ class Placement:
         self._units = np.ones(len(partitions)) if units is None else np.asarray(units, dtype=float)
         self.timeout = timeout
         self.columns: list[np.ndarray] = [np.array([], dtype=int)] * len(self.workers)
-        self.replicas: dict[tuple[int, int], Future] = {}
+        # (worker address, partition) -> Future of the replica on that worker
+        self._held: dict[tuple[str, int], Future] = {}
         self.update(B)
+
+    @property
+    def replicas(self) -> dict[tuple[int, int], Future]:
+        """``(worker index, partition index) -> Future`` of every replica in use."""
+        return {
+            (i, int(j)): self._held[address, int(j)]
+            for i, address in enumerate(self.workers)
+            for j in self.columns[i]
+        }
 
     def futures(self, i: int) -> list[Future]:
         """Worker ``i``'s replicas, in the order of ``columns[i]``."""
-        return [self.replicas[i, j] for j in self.columns[i]]
+        address = self.workers[i]
+        return [self._held[address, int(j)] for j in self.columns[i]]
 
     def mean_units(self) -> float:
         """Mean work units of a partition."""
@@ -82,50 +106,118 @@ class Placement:
         """Work units worker ``i``'s replicas hold."""
         return float(self._units[self.columns[i]].sum())
 
-    def update(self, B: np.ndarray) -> int:
-        """Re-place for a new encoding matrix, moving only what changed.
+    def total_units(self) -> float:
+        """Work units of all partitions."""
+        return float(self._units.sum())
 
-        Replicas the new ``B`` still has stay where they are; new ones are
-        scattered; dropped ones are released.
+    def holdings(self, workers: Sequence[str]) -> np.ndarray:
+        """``held[r, j]``: worker ``workers[r]`` holds a live replica of partition ``j``."""
+        held = np.zeros((len(workers), len(self.partitions)), dtype=bool)
+        row = {address: r for r, address in enumerate(workers)}
+        for (address, j), fut in self._held.items():
+            if address in row and fut.status == "finished":
+                held[row[address], j] = True
+        return held
+
+    def broken(self) -> list[str]:
+        """Workers in use one of whose replicas is no longer in memory (lost with its worker)."""
+        return [
+            address
+            for i, address in enumerate(self.workers)
+            if any(self._held[address, int(j)].status != "finished" for j in self.columns[i])
+        ]
+
+    def update(self, B: np.ndarray, workers: Sequence[str] | None = None) -> int:
+        """Re-place for a new encoding matrix (and workers), moving only what changed.
+
+        Replicas the new ``B`` still has on the same worker stay where they
+        are, whatever the worker's index; new ones are placed from the
+        partitions given at construction; dropped ones are released.
+
+        Parameters
+        ----------
+        B : ndarray of shape (n_workers, n_partitions)
+        workers : sequence of str, optional
+            The workers of the new code's rows; default: the current ones.
 
         Returns
         -------
         int
-            The number of replicas scattered.
+            The number of replicas placed.
         """
+        workers = self.workers if workers is None else list(workers)
         n_workers, n_partitions = B.shape
-        if n_workers != len(self.workers):
+        if n_workers != len(workers):
             raise ValueError(
-                f"the code has {n_workers} workers but {len(self.workers)} addresses were given"
+                f"the code has {n_workers} workers but {len(workers)} addresses were given"
             )
         if n_partitions != len(self.partitions):
             raise ValueError(
                 f"the code has {n_partitions} partitions but {len(self.partitions)} were given"
             )
         columns = [np.flatnonzero(B[i]) for i in range(n_workers)]
-        wanted = {(i, int(j)) for i, cols in enumerate(columns) for j in cols}
+        wanted = {(address, int(j)) for address, cols in zip(workers, columns) for j in cols}
         moved = 0
-        for i, address in enumerate(self.workers):
-            new = [int(j) for j in columns[i] if (i, int(j)) not in self.replicas]
+        for address, cols in zip(workers, columns):
+            new = [int(j) for j in cols if (address, int(j)) not in self._held]
             if new:
-                # hash=False: a fresh key per replica, even for equal payloads;
-                # scatter returns once the data is on the worker.
-                futures = self.client.scatter(
-                    [self.partitions[j] for j in new],
-                    workers=[address],
-                    hash=False,
-                    timeout=self.timeout,
-                )
-                self.replicas.update({(i, j): f for j, f in zip(new, futures)})
+                futures = self._place(address, new)
+                self._held.update({(address, j): f for j, f in zip(new, futures)})
                 moved += len(new)
-        for pair in set(self.replicas) - wanted:
-            self.replicas.pop(pair).release()
-        self.columns = columns
+        for pair in set(self._held) - wanted:
+            self._held.pop(pair).release()
+        self.workers, self.columns = workers, columns
         logger.debug("placed %d replicas (%d new) on %d workers", len(wanted), moved, n_workers)
         return moved
 
+    def _place(self, address: str, new: list[int]) -> list[Future]:
+        payloads = [self.partitions[j] for j in new]
+        try:
+            if any(isinstance(p, Future) for p in payloads):
+                return copy_futures(self.client, payloads, address, self.timeout)
+            # hash=False: a fresh key per replica, even for equal payloads;
+            # scatter returns once the data is on the worker.
+            return self.client.scatter(
+                payloads, workers=[address], hash=False, timeout=self.timeout
+            )
+        except (KeyError, TimeoutError, OSError) as exc:
+            check_client(self.client, f"placing partitions on {address}")
+            reason = "left the cluster" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
+            raise WorkersLostError(
+                f"could not place {len(new)} partition(s) on worker {address}: {reason}",
+                lost=[address],
+            ) from exc
+
     def release(self) -> None:
         """Drop every replica (the scheduler forgets keys nobody holds)."""
-        replicas, self.replicas = self.replicas, {}
-        for f in replicas.values():
+        held, self._held = self._held, {}
+        for f in held.values():
             f.release()
+
+
+def _replica(payload: Any) -> Any:
+    return payload
+
+
+def copy_futures(client: Client, payloads: Sequence[Any], address: str, timeout: float) -> list[Future]:
+    """Copies of payloads already on the cluster (Futures), each under a key of its own on ``address``.
+
+    Partitions computed on the workers (the blocks of a dask collection)
+    are placed without passing through the client. Every payload must be a
+    Future. Raises the payload's own error if one failed, and TimeoutError
+    when the copies are not in place within ``timeout`` seconds.
+    """
+    if not all(isinstance(p, Future) for p in payloads):
+        raise TypeError("partitions must be all Futures or all plain payloads, not a mix")
+    copies = [
+        client.submit(_replica, p, workers=[address], allow_other_workers=False, pure=False)
+        for p in payloads
+    ]
+    try:
+        wait_futures(copies, timeout=timeout)
+    except TimeoutError as exc:
+        raise TimeoutError(f"partitions not copied to {address} within {timeout:g} s") from exc
+    for f in copies:
+        if f.status == "error":
+            raise f.exception()
+    return copies

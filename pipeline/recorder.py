@@ -97,6 +97,10 @@ HANDLER = "quorum_latencies"
 UNITS_ANNOTATION = "quorum_units"
 #: Configuration key of the ring buffer's capacity.
 CAPACITY_KEY = "quorum.recorder.capacity"
+#: Event topic under which workers send rows of work done outside Dask tasks
+#: (``{"rows": [row, ...]}``, each row a sequence in the order of
+#: :data:`FIELDS`), e.g. the steps of ASAP's long-running loops.
+ROWS_TOPIC = "quorum-latency-rows"
 
 #: Columns of a row, in the order of the tuples kept by the recorder.
 FIELDS = (
@@ -195,6 +199,12 @@ class LatencyRecorder(SchedulerPlugin):
     cursor : int
         Number of rows recorded so far: the sequence number the next row
         gets. Rows ``cursor - len(recorder) .. cursor - 1`` are kept.
+    membership : collections.deque
+        The last 1000 membership changes, ``(time, action, worker, reason)``:
+        ``"add-worker"`` / ``"remove-worker"`` as the scheduler saw them, and
+        ``"lost"`` / ``"joined"`` as a fit decided (a hung worker is lost to
+        the fit long before the scheduler removes it). Served with the rows
+        (``latencies(client).attrs["membership"]``).
 
     Raises
     ------
@@ -229,6 +239,9 @@ class LatencyRecorder(SchedulerPlugin):
         # key -> scheduler time at which the task entered ``processing``
         self._entered: dict[Key, float] = {}
         self._scheduler: Scheduler | None = None
+        # (scheduler time, action, worker, reason) of workers joining and
+        # leaving the cluster, and of fits dropping or taking in workers.
+        self.membership: deque[tuple[float, str, str, str]] = deque(maxlen=1000)
 
     def __repr__(self) -> str:
         return (
@@ -318,6 +331,52 @@ class LatencyRecorder(SchedulerPlugin):
         )
         self.cursor += 1
 
+    def log_event(self, topic: str, msg: Any) -> None:
+        # Workers the scheduler adds or removes (topic "all"), and workers a
+        # fit drops as lost or takes in (dask_quorum.pipeline.membership).
+        if not isinstance(msg, Mapping):
+            return
+        action = msg.get("action")
+        if topic == "all" and action in ("add-worker", "remove-worker"):
+            self.membership.append((time(), action, str(msg.get("worker", "")), ""))
+        elif topic == "quorum-membership":
+            reason = f"{msg.get('reason', '')} (fit {msg.get('session', '')}, round {msg.get('round')})"
+            self.membership.append((time(), str(action), str(msg.get("worker", "")), reason))
+        elif topic == ROWS_TOPIC:
+            self.add_rows(msg.get("rows") or ())
+
+    def add_rows(self, rows: Any) -> int:
+        """Record rows of work that ran outside Dask tasks; return how many were kept.
+
+        Long-running loops (ASAP's steps) have no task transitions to record;
+        their workers send rows with
+        ``worker.log_event(ROWS_TOPIC, {"rows": rows})`` (batched, no round
+        trip), and they join the task rows: same columns, same cursor.
+
+        Parameters
+        ----------
+        rows : iterable of sequence
+            Each ``(worker, key, prefix, queue, compute, transfer, units,
+            start, stop, erred)`` as in :data:`FIELDS`, times on the
+            scheduler's clock. A malformed row is skipped (logged at debug
+            level): a worker must not be able to break the recorder.
+        """
+        kept = 0
+        for row in rows:
+            try:
+                worker, key, prefix = (str(v) for v in row[:3])
+                numbers = tuple(float(v) for v in row[3:9])
+                if len(row) != len(FIELDS):
+                    raise ValueError(f"{len(row)} fields instead of {len(FIELDS)}")
+                erred = bool(row[9])
+            except (TypeError, ValueError, IndexError) as exc:
+                logger.debug("Skipping a malformed latency row %r: %s", row, exc)
+                continue
+            self._rows.append((sys.intern(worker), key, prefix, *numbers, erred))
+            self.cursor += 1
+            kept += 1
+        return kept
+
     # -- reading -------------------------------------------------------------
 
     def collect(self, since: int | None = None) -> dict[str, Any]:
@@ -358,6 +417,7 @@ class LatencyRecorder(SchedulerPlugin):
             "cursor": self.cursor,
             "dropped": max(0, oldest - since),
             "capacity": self.capacity,
+            "membership": [list(event) for event in self.membership],
         }
 
 
@@ -505,7 +565,10 @@ def _to_dataset(
             f"dask_quorum.pipeline.recorder.attach(client) first, or start the "
             f"scheduler with `dask scheduler --preload dask_quorum.pipeline.recorder`"
         )
-    attrs = {key: int(reply[key]) for key in ("cursor", "dropped", "capacity")}
+    attrs: dict[str, Any] = {key: int(reply[key]) for key in ("cursor", "dropped", "capacity")}
+    # [time, action, worker, reason]: "add-worker" / "remove-worker" seen by
+    # the scheduler, "lost" / "joined" decided by a fit.
+    attrs["membership"] = [tuple(event) for event in reply.get("membership", ())]
     return rows_to_dataset(reply["columns"], attrs=attrs)
 
 

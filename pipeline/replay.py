@@ -436,8 +436,21 @@ class TraceReplay:
 def _read_trace_csv(
     path: str | os.PathLike[str], trace: str
 ) -> tuple[list[str], np.ndarray]:
-    """Nodes (in order of appearance) and seconds (n_iterations, n_nodes)."""
-    path = os.fspath(path)
+    """Nodes (in order of appearance) and seconds (n_iterations, n_nodes).
+
+    The file is parsed as CSV text, never unpickled or executed: a binary
+    file (a pickle, say) is rejected.
+    """
+    try:
+        return _parse_trace_csv(os.fspath(path), trace)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(
+            f"{os.fspath(path)} is not a trace CSV text file ({exc}); trace files are "
+            f"parsed as CSV data with columns {', '.join(TRACE_COLUMNS)}, never unpickled"
+        ) from None
+
+
+def _parse_trace_csv(path: str, trace: str) -> tuple[list[str], np.ndarray]:
     with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)

@@ -208,7 +208,12 @@ def load_trace(path: str | PathLike[str], trace: str) -> pd.DataFrame:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
             df = pd.read_csv(path, index_col=False, dtype={"trace": str, "node": str})
-    except (pd.errors.ParserWarning, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"{path} is not a trace CSV text file ({exc}); trace files are parsed as CSV "
+            "data, never unpickled"
+        ) from None
+    except (pd.errors.ParserWarning, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise ValueError(f"cannot read {path} as a trace CSV: {exc}") from exc
     missing = [c for c in TRACE_COLUMNS if c not in df.columns]
     if missing:
@@ -245,6 +250,8 @@ def load_trace(path: str | PathLike[str], trace: str) -> pd.DataFrame:
         }
     )
     known = sorted(out["trace"].unique())
+    if not known:
+        raise ValueError(f"trace {trace!r} is empty: {path} has no data rows")
     if trace not in known:
         raise ValueError(f"unknown trace {trace!r} in {path}; known traces: {known}")
     out = out[out["trace"] == trace].drop(columns="trace")
@@ -800,6 +807,59 @@ class StragglerModel:
             },
             coords={"worker": np.array(self.workers, dtype=object)},
             attrs={"threshold": self.threshold},
+        )
+
+    @classmethod
+    def from_dataset(cls, ds: xr.Dataset, *, latencies: Any = None) -> StragglerModel:
+        """Rebuild a model from :meth:`to_dataset` output, e.g. read back from NetCDF.
+
+        Parameters
+        ----------
+        ds : xarray.Dataset
+            One variable per parameter (``p``, ``p_slow_slow``,
+            ``p_slow_fast``, ``shift``, ``rate``, ``slow_shift``,
+            ``slow_rate``, ``slowdown``, ``n_rounds``), each of dimension
+            ``worker``; coordinate ``worker``; attribute ``threshold``.
+            Other variables and attributes are ignored.
+        latencies : array-like of shape (n_rounds, n_workers), optional
+            The data the model was fitted from (not part of the Dataset);
+            needed by :meth:`goodness_of_fit`.
+
+        Returns
+        -------
+        StragglerModel
+
+        Raises
+        ------
+        ValueError
+            If ``ds`` is no Dataset, lacks a parameter, the ``worker``
+            coordinate or the ``threshold`` attribute, a parameter has
+            other dimensions than ``("worker",)``, or the values are invalid
+            (as in the constructor).
+        """
+        if not isinstance(ds, xr.Dataset):
+            raise ValueError(f"ds must be an xarray.Dataset, got {type(ds).__name__}")
+        missing = [name for name in _FIELDS if name not in ds.data_vars]
+        if missing:
+            raise ValueError(f"the Dataset lacks the straggler model variable(s) {missing}")
+        wrong = {name: ds[name].dims for name in _FIELDS if ds[name].dims != ("worker",)}
+        if wrong:
+            raise ValueError(f"straggler model variables must have dims ('worker',), got {wrong}")
+        if "worker" not in ds.coords:
+            raise ValueError("the Dataset lacks the 'worker' coordinate")
+        if "threshold" not in ds.attrs:
+            raise ValueError("the Dataset lacks the 'threshold' attribute")
+        threshold = np.asarray(ds.attrs["threshold"], dtype=float)
+        if threshold.size != 1:
+            raise ValueError(f"the Dataset's threshold attribute must be one number, got {threshold.tolist()}")
+        names = [
+            w.decode() if isinstance(w, bytes) else str(w) for w in ds["worker"].to_numpy().tolist()
+        ]
+        return cls(
+            workers=tuple(names),
+            **{name: ds[name].to_numpy() for name in _FIELDS},
+            threshold=threshold.item(),
+            latencies=latencies,
         )
 
     def summary(self) -> str:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from distributed import Client, LocalCluster
 
-from dask_quorum.cli import main
+from dask_quorum import Slowdown, inject_stragglers, remove_stragglers
+from dask_quorum.cli import SUBCOMMANDS, build_parser, main
 from dask_quorum.demo import DemoRow, format_table, run_demo
+from dask_quorum.pipeline.profiling import load_profile, plan_profile
 
 
 def test_demo_prints_a_table_with_a_speed_up(capsys):
@@ -47,6 +52,15 @@ def test_format_table_reports_the_ratio_to_the_first_row():
         (["demo", "--schemes", "magic"], "invalid choice"),
         (["nope"], "invalid choice"),
         ([], "required"),
+        (["profile"], "--scheduler"),
+        (["profile", "--scheduler", "tcp://127.0.0.1:1", "--rounds", "1"], "integer >= 2"),
+        (["profile", "--scheduler", "tcp://127.0.0.1:1", "--rounds", "many"], "integer >= 2, got 'many'"),
+        (["profile", "--scheduler", "tcp://127.0.0.1:1", "--task-seconds", "-1"], "positive number"),
+        (["profile", "--scheduler", "tcp://127.0.0.1:1", "--connect-timeout", "soon"], "positive number"),
+        (["plan"], "--profile"),
+        (["plan", "--profile", "p.nc", "--redundancy", "0"], "positive integer"),
+        (["plan", "--profile", "p.nc", "--schemes", "magic"], "invalid choice"),
+        (["plan", "--profile", "p.nc", "--error-tol", "-1"], ">= 0"),
     ],
 )
 def test_bad_arguments_exit_non_zero_with_a_message(argv, message, capsys):
@@ -69,3 +83,123 @@ def test_python_dash_m_runs_the_cli():
     )
     assert proc.returncode == 0
     assert "demo" in proc.stdout
+
+
+@pytest.mark.parametrize("command", [c.name for c in SUBCOMMANDS])
+def test_every_subcommand_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: dask-quorum {command}")
+    assert command in build_parser().format_help()
+
+
+def test_profile_then_plan_end_to_end(client4, tmp_path, capsys):
+    address = client4.scheduler.address
+    workers = sorted(client4.scheduler_info(n_workers=-1)["workers"])
+    slow = workers[1]
+    output = tmp_path / "cluster.nc"
+    inject_stragglers(client4, {slow: Slowdown(factor=4.0, delay=0.1)}, seed=2)
+    try:
+        code = main(["profile", "--scheduler", address, "--rounds", "6",
+                     "--task-seconds", "0.005", "--output", str(output)])
+    finally:
+        remove_stragglers(client4)
+    assert code == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith(tuple(workers))}
+    assert sorted(rows) == workers  # one table row per worker
+    assert [w for w, line in rows.items() if f"{w} *" in line] == [slow]
+    assert f"profile written to {output}" in out
+    profile = load_profile(output)
+    assert profile.model.slow_workers() == [slow]
+    assert profile.model.latencies.shape == (6, 4)
+
+    assert main(["plan", "--profile", str(output), "--schemes", "sync", "uncoded", "cyclic",
+                 "--redundancy", "2", "--rounds", "200"]) == 0
+    out = capsys.readouterr().out
+    expected = plan_profile(profile, schemes=("sync", "uncoded", "cyclic"), redundancy=2, n_rounds=200)
+    assert f"recommended: {expected.recommended} (" in out
+    assert f"scheme={expected.recommended!r}, redundancy=2" in out
+    for scheme in ("sync", "uncoded", "cyclic"):
+        line = next(l for l in out.splitlines() if l[2:].startswith(f"{scheme} "))
+        mean_time = float(line.split()[-5])  # columns: mean, p95, error, cost, answers
+        assert mean_time == pytest.approx(expected.table.loc[scheme, "mean_time"], rel=1e-3)
+
+
+def test_plan_errors_are_one_line(tmp_path, capsys):
+    assert main(["plan", "--profile", str(tmp_path / "missing.nc")]) == 1
+    garbage = tmp_path / "garbage.nc"
+    garbage.write_text("not netcdf")
+    assert main(["plan", "--profile", str(garbage)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2
+    assert err[0].startswith("dask-quorum plan: error: no profile file")
+    assert err[1].startswith("dask-quorum plan: error: cannot read")
+
+
+def test_profile_checks_the_output_path_before_connecting(tmp_path, capsys):
+    missing = tmp_path / "nowhere" / "p.nc"
+    assert main(["profile", "--scheduler", "tcp://127.0.0.1:1", "--output", str(missing)]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"dask-quorum profile: error: cannot write {missing}: no directory {missing.parent}"
+    )
+    assert main(["profile", "--scheduler", "tcp://127.0.0.1:1", "--output", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"dask-quorum profile: error: cannot write {tmp_path}: not a writable file path"
+    )
+
+
+def test_malformed_scheduler_address_is_named(capsys):
+    assert main(["profile", "--scheduler", "nonsense"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["dask-quorum profile: error: invalid scheduler address 'nonsense': "
+                   "missing port number in address 'nonsense'"]
+
+
+def test_profile_of_an_unreachable_scheduler_fails_in_a_subprocess(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "dask_quorum", "profile", "--scheduler", "tcp://127.0.0.1:1",
+         "--connect-timeout", "1", "--output", str(tmp_path / "p.nc")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 1
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1, proc.stderr
+    assert err[0].startswith("dask-quorum profile: error:") and "127.0.0.1:1" in err[0]
+    assert not (tmp_path / "p.nc").exists()
+
+
+def test_profile_in_a_subprocess_against_a_tcp_scheduler(tmp_path):
+    # A separate process: nothing of the test's own clients can stand in for
+    # the command's client (e.g. distributed's default client).
+    with LocalCluster(n_workers=3, threads_per_worker=1, processes=False, protocol="tcp",
+                      dashboard_address=":0") as cluster, Client(cluster, set_as_default=False) as client:
+        workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+        inject_stragglers(client, {workers[0]: Slowdown(factor=4.0, delay=0.1)}, seed=3)
+        output = tmp_path / "cluster.nc"
+        proc = subprocess.run(
+            [sys.executable, "-m", "dask_quorum", "profile", "--scheduler", cluster.scheduler_address,
+             "--rounds", "5", "--task-seconds", "0.005", "--output", str(output)],
+            capture_output=True, text=True, timeout=120,
+        )
+        remove_stragglers(client)
+    assert proc.returncode == 0, proc.stderr
+    assert f"profiling 3 workers of {cluster.scheduler_address}" in proc.stdout
+    profile = load_profile(output)
+    assert profile.workers == tuple(workers)
+    assert profile.model.slow_workers() == [workers[0]]
+    assert profile.scheduler == cluster.scheduler_address
+
+
+def test_the_cli_page_of_the_docs_covers_every_option():
+    page = (Path(__file__).resolve().parent.parent / "docs" / "guide" / "cli.md").read_text()
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name, parser in sub.choices.items():
+        section = page.split(f"## `dask-quorum {name}`", 1)
+        assert len(section) == 2, f"docs/guide/cli.md has no section for {name}"
+        body = section[1].split("\n## ", 1)[0]
+        options = [o for a in parser._actions for o in a.option_strings if o.startswith("--")]
+        missing = [o for o in options if o != "--help" and f"`{o}" not in body]
+        assert not missing, f"docs/guide/cli.md does not document {name} {missing}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -21,10 +20,6 @@ def scaled(params, part):
 
 def failing(params, part):
     raise ZeroDivisionError("boom in a partition")
-
-
-def n_scheduler_tasks(client) -> int:
-    return client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
 
 
 def _parts(k, d=5, seed=0):
@@ -135,24 +130,6 @@ def test_a_failing_task_raises_its_error(client4):
         s.place(_parts(s.n_partitions))
         with pytest.raises(ZeroDivisionError, match="boom"):
             s.round(failing, 1.0)
-
-
-def test_no_future_or_key_leaks_across_1000_rounds(client4):
-    baseline = n_scheduler_tasks(client4)
-    with CodedSession(client4, scheme="cyclic", redundancy=2, random_state=0) as s:
-        parts = _parts(s.n_partitions, d=3)
-        s.place(parts)
-        peak = 0
-        for t in range(1000):
-            s.round(scaled, 1.0)
-            if t % 100 == 0:
-                peak = max(peak, n_scheduler_tasks(client4))
-        # replicas + at most one round in flight per worker + its parameters
-        assert peak <= int(np.count_nonzero(s.code.B)) + 2 * s.code.n_workers + 2
-    deadline = time.monotonic() + 10
-    while n_scheduler_tasks(client4) > baseline and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert n_scheduler_tasks(client4) <= baseline
 
 
 def test_reencode_moves_only_the_replicas_that_change(client4):

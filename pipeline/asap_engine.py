@@ -1,0 +1,369 @@
+"""ASAP on the driver: start the per-worker loops, lease rounds, stop, collect.
+
+:func:`run_asap` is workload-agnostic: it takes one data payload per worker,
+a picklable *builder* that turns a payload into a program on the worker
+(see :mod:`.asap_worker`), a peer graph and a stopping rule, and returns
+every worker's per-round history. The gradient workload
+(:mod:`.fit_asap`) and any other (asynchronous block iteration for PageRank)
+plug in through the builder.
+
+Control, not data, goes through the driver:
+
+* **prepare**: every worker gets its payload, the builder and its peers,
+  directly over the driver's connection to it (not through the scheduler),
+  and builds its program in a thread of its own;
+* **lease**: workers may run rounds below a *target* that the driver keeps
+  extending to ``max(reported rounds) + lease`` while it polls their status
+  every ``poll-interval``; nobody ever passes the target, so when the driver
+  stops extending it (all residuals at most ``tol``, or ``max_rounds``),
+  every worker ends at the same round and the replicas are comparable;
+* **collect** the histories, then **release** the runs.
+
+Every wait has a deadline. A worker that cannot reach a peer, a peer that
+breaks the protocol, or a worker that leaves the cluster ends the fit with
+:class:`AsapError` naming the worker; no progress for
+``quorum.round-timeout`` seconds ends it with :class:`AsapTimeoutError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from time import perf_counter, sleep, time
+from typing import Any
+
+import numpy as np
+from distributed import Client
+from distributed.protocol import to_serialize
+
+from dask_quorum import config
+
+from .asap import PeerGraph
+from .asap_worker import AsapWorkerPlugin
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["AsapError", "AsapResult", "AsapTimeoutError", "run_asap"]
+
+
+class AsapError(RuntimeError):
+    """A worker of an ASAP fit failed, left, or could not reach a peer."""
+
+
+class AsapTimeoutError(TimeoutError):
+    """An ASAP fit made no progress within its deadline."""
+
+
+@dataclass
+class AsapResult:
+    """Every worker's history of an ASAP run.
+
+    Attributes
+    ----------
+    workers : list of str
+        Addresses, by graph position.
+    graph : PeerGraph
+    staleness : int
+    started : float
+        ``time.time()`` when the loops were released.
+    converged : bool
+        Whether the run stopped on the residual test rather than ``max_rounds``.
+    snapshots : ndarray of shape (n_rounds, n_workers, ...)
+        Each worker's snapshot (replica) after each round.
+    values, residuals, finished, compute, wait, sent, received : ndarray of shape (n_rounds, n_workers)
+        Local objective, residual, ``time.time()`` at the end of the round,
+        step seconds (injected slowdown included), seconds waited for the
+        in-peers, payload bytes of this round's version sent / consumed.
+    consumed : list of ndarray
+        Per worker, ``(round, peer, version)`` of every version it reduced with.
+    final : ndarray of shape (n_workers, ...)
+        Each worker's last snapshot.
+    """
+
+    workers: list[str]
+    graph: PeerGraph
+    staleness: int
+    started: float
+    converged: bool
+    snapshots: np.ndarray
+    values: np.ndarray
+    residuals: np.ndarray
+    finished: np.ndarray
+    compute: np.ndarray
+    wait: np.ndarray
+    sent: np.ndarray
+    received: np.ndarray
+    consumed: list[np.ndarray]
+    final: np.ndarray
+
+    @property
+    def n_rounds(self) -> int:
+        return int(self.values.shape[0])
+
+
+def _call_all(client: Client, addresses: Sequence[str], op: str, timeout: float, **kwargs: Any) -> list[Any]:
+    """The same RPC to several workers at once; an exception per worker that failed."""
+
+    async def one(address: str) -> Any:
+        return await asyncio.wait_for(getattr(client.rpc(address), op)(**kwargs), timeout)
+
+    async def call() -> list[Any]:
+        return await asyncio.gather(*(one(a) for a in addresses), return_exceptions=True)
+
+    return client.sync(call)
+
+
+class _Driver:
+    """State of one run on the driver; see :func:`run_asap`."""
+
+    def __init__(self, client: Client, workers: list[str], token: str) -> None:
+        self.client = client
+        self.workers = workers
+        self.token = token
+        self.setup_timeout = config.get_timeout("setup-timeout")
+        self.round_timeout = config.get_timeout("round-timeout")
+        self.poll = config.get_timeout("asap.poll-interval")
+        self.control_timeout = config.get_timeout("asap.control-timeout")
+        self.check_interval = config.get_timeout("asap.check-interval")
+        self._checked = perf_counter()
+        self.lease = int(config.get("asap.lease"))
+        if self.lease < 1:
+            raise ValueError(f"quorum.asap.lease must be >= 1, got {self.lease}")
+
+    def control(self, **kwargs: Any) -> list[dict[str, Any]]:
+        """Send a control message to every worker; raise naming the ones that failed."""
+        self.check_members()
+        replies = _call_all(
+            self.client, self.workers, "quorum_asap_control", self.control_timeout, token=self.token, **kwargs
+        )
+        if any(isinstance(r, BaseException) for r in replies):
+            self.check_members(force=True)  # a worker that left says so more clearly
+        errors = []
+        for address, reply in zip(self.workers, replies):
+            if isinstance(reply, BaseException):
+                errors.append(
+                    f"{address} did not answer within {self.control_timeout:g} s "
+                    f"(quorum.asap.control-timeout; {reply!r}): it left the cluster or hangs"
+                )
+            elif not isinstance(reply, dict):
+                errors.append(f"{address} has no ASAP handler any more: it is closing")
+            elif reply.get("status") != "OK":
+                errors.append(f"{address}: {reply.get('message')}")
+            elif reply.get("error"):
+                errors.append(f"{address} (worker {reply['index']}): {reply['error']}")
+        if errors:
+            raise AsapError(f"ASAP fit {self.token} failed: " + "; ".join(errors))
+        return replies
+
+    def check_members(self, force: bool = False) -> None:
+        """Every ``quorum.asap.check-interval``: raise if a worker of the fit left the cluster."""
+        if not force and perf_counter() - self._checked < self.check_interval:
+            return
+        self._checked = perf_counter()
+        present = self.client.scheduler_info(n_workers=-1)["workers"]
+        gone = [a for a in self.workers if a not in present]
+        if gone:
+            raise AsapError(
+                f"ASAP fit {self.token}: worker(s) {gone} left the cluster; their replicas and "
+                "partitions are lost (an ASAP fit does not re-plan: run it again)"
+            )
+
+    def abort(self, reason: str) -> None:
+        """Best effort: stop and forget the run on every worker still there (errors ignored)."""
+        try:
+            present = self.client.scheduler_info(n_workers=-1)["workers"]
+            alive = [a for a in self.workers if a in present]
+            _call_all(self.client, alive, "quorum_asap_release", self.control_timeout, token=self.token, reason=reason)
+        except Exception as exc:  # the cluster itself is gone
+            logger.debug("could not abort ASAP run %s: %r", self.token, exc)
+
+    def wait_ready(self) -> None:
+        deadline = perf_counter() + self.setup_timeout
+        while True:
+            replies = self.control()
+            waiting = [a for a, r in zip(self.workers, replies) if not r["ready"]]
+            if not waiting:
+                return
+            if perf_counter() > deadline:
+                raise AsapTimeoutError(
+                    f"ASAP fit {self.token}: workers {waiting} did not build their programs within "
+                    f"{self.setup_timeout:g} s (quorum.setup-timeout)"
+                )
+            sleep(self.poll)
+
+    def drive(self, max_rounds: int, tol: float) -> bool:
+        """Extend the lease until convergence or ``max_rounds``; return whether it converged."""
+        target = min(self.lease, max_rounds)
+        replies = self.control(target=target, final=target >= max_rounds)
+        last_progress, low = perf_counter(), 0
+        converged = False
+        final = target >= max_rounds
+        while True:
+            rounds = [r["round"] for r in replies]
+            if all(r["done"] for r in replies):
+                return converged
+            if min(rounds) > low:
+                low, last_progress = min(rounds), perf_counter()
+            elif perf_counter() - last_progress > self.round_timeout:
+                stuck = [a for a, r in zip(self.workers, rounds) if r == low]
+                raise AsapTimeoutError(
+                    f"ASAP fit {self.token}: no worker passed round {low} for {self.round_timeout:g} s "
+                    f"(quorum.round-timeout); slowest: {stuck}"
+                )
+            if not final:
+                if all(r["residual"] <= tol for r in replies):
+                    converged = final = True
+                else:
+                    target = min(max(target, max(rounds) + self.lease), max_rounds)
+                    final = target >= max_rounds
+            sleep(self.poll)
+            replies = self.control(target=target, final=final)
+
+    def collect(self) -> list[dict[str, Any]]:
+        replies = _call_all(self.client, self.workers, "quorum_asap_collect", self.round_timeout, token=self.token)
+        out = []
+        for address, reply in zip(self.workers, replies):
+            if not isinstance(reply, dict) or reply.get("status") != "OK":
+                raise AsapError(f"ASAP fit {self.token}: could not collect the history of {address}: {reply!r}")
+            out.append(reply["history"])
+        return out
+
+
+def run_asap(
+    client: Client,
+    builder: Any,
+    payloads: Sequence[Any],
+    *,
+    graph: PeerGraph,
+    staleness: int,
+    max_rounds: int,
+    tol: float,
+    workers: Sequence[str],
+) -> AsapResult:
+    """Run an ASAP fit: one program per worker, NOTIFY-ACK over ``graph``.
+
+    Parameters
+    ----------
+    client : distributed.Client
+    builder : object
+        Picklable; ``builder.build(index, payload, in_peers)`` returns the
+        program on worker ``index`` (see :mod:`.asap_worker`).
+    payloads : sequence
+        One per worker, sent to it once.
+    graph : PeerGraph
+        On ``len(workers)`` nodes.
+    staleness : int
+        0 for strict NOTIFY-ACK; see :mod:`.asap_protocol`.
+    max_rounds : int
+        Rounds at most.
+    tol : float
+        Stop once every worker's latest residual is at most ``tol``.
+    workers : sequence of str
+        Worker addresses, by graph position.
+
+    Returns
+    -------
+    AsapResult
+
+    Raises
+    ------
+    AsapError
+        When a worker fails, leaves or cannot reach a peer (the message
+        names it and says why).
+    AsapTimeoutError
+        When the programs are not built within ``quorum.setup-timeout``, or
+        no round completes everywhere for ``quorum.round-timeout``.
+    ValueError
+        On inconsistent arguments.
+    """
+    workers = list(workers)
+    if len(payloads) != len(workers) or graph.n != len(workers):
+        raise ValueError(
+            f"{len(payloads)} payloads and a graph on {graph.n} nodes for {len(workers)} workers"
+        )
+    if isinstance(max_rounds, bool) or not isinstance(max_rounds, int | np.integer) or max_rounds < 1:
+        raise ValueError(f"max_rounds must be a positive integer, got {max_rounds!r}")
+    client.register_plugin(AsapWorkerPlugin())
+    token = uuid.uuid4().hex[:12]
+    driver = _Driver(client, workers, token)
+    flush = config.get_timeout("asap.flush-interval")
+    try:
+        _prepare(client, driver, graph, int(staleness), builder, payloads, flush)
+        driver.wait_ready()
+        started = time()
+        logger.info(
+            "ASAP fit %s on %d workers (offsets %s, gap %.3f, staleness %d)",
+            token, len(workers), graph.offsets, graph.spectral_gap, staleness,
+        )
+        converged = driver.drive(int(max_rounds), float(tol))
+        histories = driver.collect()
+    except BaseException as exc:
+        driver.abort(f"the driver stopped the fit: {exc!r}")
+        raise
+    driver.abort("finished")
+    return _stack(workers, graph, int(staleness), started, converged, histories)
+
+
+def _prepare(
+    client: Client, driver: _Driver, graph: PeerGraph, staleness: int, builder: Any,
+    payloads: Sequence[Any], flush: float,
+) -> None:
+    """Send every worker its payload, peers and the builder (at once, straight to the workers)."""
+    shipped = to_serialize(builder)
+    grace = float(config.get("asap.stale-grace"))
+    if not grace >= 0:
+        raise ValueError(f"quorum.asap.stale-grace must be >= 0, got {grace!r}")
+
+    async def one(i: int, address: str) -> Any:
+        call = client.rpc(address).quorum_asap_prepare(
+            token=driver.token, index=i, addresses=driver.workers,
+            in_peers=list(graph.in_peers(i)), out_peers=list(graph.out_peers(i)),
+            staleness=staleness, builder=shipped, data=to_serialize(payloads[i]),
+            timeout=driver.round_timeout, flush_interval=flush, grace=grace,
+        )
+        return await asyncio.wait_for(call, driver.setup_timeout)
+
+    async def call() -> list[Any]:
+        return await asyncio.gather(*(one(i, a) for i, a in enumerate(driver.workers)), return_exceptions=True)
+
+    replies = client.sync(call)
+    for i, (address, reply) in enumerate(zip(driver.workers, replies)):
+        if not isinstance(reply, dict):
+            raise AsapError(f"ASAP fit {driver.token}: could not start worker {i} at {address}: {reply!r}")
+        if reply.get("status") != "OK":
+            raise AsapError(
+                f"ASAP fit {driver.token}: worker {i} at {address} refused to start: {reply.get('message')}"
+            )
+
+
+def _stack(
+    workers: list[str], graph: PeerGraph, staleness: int, started: float, converged: bool,
+    histories: list[dict[str, Any]],
+) -> AsapResult:
+    rounds = {len(h["values"]) for h in histories}
+    if len(rounds) != 1:
+        raise AsapError(f"the workers ended at different rounds: {sorted(rounds)}")
+
+    def stack(name: str) -> np.ndarray:
+        return np.stack([h[name] for h in histories], axis=1)
+
+    return AsapResult(
+        workers=workers,
+        graph=graph,
+        staleness=staleness,
+        started=started,
+        converged=converged,
+        snapshots=stack("snapshots"),
+        values=stack("values"),
+        residuals=stack("residuals"),
+        finished=stack("finished"),
+        compute=stack("compute"),
+        wait=stack("wait"),
+        sent=stack("sent"),
+        received=stack("received"),
+        consumed=[h["consumed"] for h in histories],
+        final=np.stack([h["final"] for h in histories]),
+    )
