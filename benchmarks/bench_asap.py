@@ -16,7 +16,8 @@ judged on the same loss. Reported: time and rounds to reach
 ``1.001 x`` the optimum, and payload bytes per round, in total and through
 the busiest node (the driver for sync/cyclic, one worker for ASAP).
 Contenders ``asap-s<k>`` run ASAP with ``staleness=k``; ``asap-f32`` sends
-float32 messages. Prints a markdown table and writes a CSV.
+float32 messages; ``asap-a<x>`` multiplies the step by ``x``
+(``quorum.asap.step-scale``); parts combine (``asap-s8-f32``). Prints a markdown table and writes a CSV.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from dask_quorum import LogisticRegression, Slowdown, inject_stragglers, remove_stragglers
 from dask_quorum.bench.measure import wait_idle
+from dask_quorum.bench.report import write_csv
 from dask_quorum.bench.workloads import TARGET_RATIO, GLMWorkload, make_classification_data
 
 
@@ -48,6 +50,8 @@ def contender(name: str, args, client) -> tuple[LogisticRegression, dict]:
                 staleness = int(part[1:])
             elif part == "f32":
                 overrides["quorum.asap.message-dtype"] = "float32"
+            elif part.startswith("a"):
+                overrides["quorum.asap.step-scale"] = float(part[1:])
         est = LogisticRegression(scheme="asap", staleness=staleness, max_iter=args.asap_rounds, **common)
         return est, overrides
     redundancy = max(2, args.slow + 1) if name != "sync" else None
@@ -136,13 +140,7 @@ def main(argv=None) -> int:
             f"| {r['best_loss_over_opt']:.6f} | {r['bytes_per_round']:.0f} | {r['max_node_bytes_per_round']:.0f} "
             f"| {speed} | {base['max_node_bytes_per_round'] / r['max_node_bytes_per_round']:.2f}x fewer |"
         )
-    import csv
-
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(rows, args.out)
     return 0
 
 

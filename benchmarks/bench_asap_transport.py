@@ -33,6 +33,8 @@ from distributed import Client, LocalCluster, Queue, get_client, get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 from distributed.protocol import to_serialize
 
+from dask_quorum.bench.report import write_csv
+
 
 class EchoPlugin(WorkerPlugin):
     """Installs an ``echo`` RPC handler, as ASAP installs its own."""
@@ -153,13 +155,7 @@ def main(argv=None) -> int:
     for r in rows:
         print(f"| {r['mechanism']} | {r['payload_bytes']} | {r['median_ms']:.3f} | {r['p90_ms']:.3f} | "
               f"{'yes' if r['through_scheduler'] else 'no'} |")
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    import csv
-
-    with open(args.out, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(rows, args.out)
     return 0
 
 

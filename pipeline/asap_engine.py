@@ -19,6 +19,18 @@ Control, not data, goes through the driver:
   every worker ends at the same round and the replicas are comparable;
 * **collect** the histories, then **release** the runs.
 
+Another workload plugs in with its own builder and program (interface in
+:mod:`.asap_average`). PageRank as asynchronous block iteration, for
+instance: worker ``b`` owns the rank block ``b`` and the matching rows of
+the transition matrix's transpose; a :class:`~.asap.PeerGraph`-like object
+whose in-peers are the blocks with edges into ``b`` (``run_asap`` uses only
+its ``n``, ``in_peers(i)`` and ``out_peers(i)``); the
+message is the block's ranks; ``step`` recomputes the own block from the
+freshest blocks received (``staleness > 0`` gives the totally asynchronous
+iteration of Bertsekas & Tsitsiklis, which converges for this contraction);
+``residual`` is the block's L1 change; the final vector is the
+concatenation of the snapshots rather than their average.
+
 Every wait has a deadline. A worker that cannot reach a peer, a peer that
 breaks the protocol, or a worker that leaves the cluster ends the fit with
 :class:`AsapError` naming the worker; no progress for
@@ -254,7 +266,8 @@ def run_asap(
     payloads : sequence
         One per worker, sent to it once.
     graph : PeerGraph
-        On ``len(workers)`` nodes.
+        On ``len(workers)`` nodes (any object with ``n``, ``in_peers(i)``
+        and ``out_peers(i)`` will do).
     staleness : int
         0 for strict NOTIFY-ACK; see :mod:`.asap_protocol`.
     max_rounds : int
@@ -294,10 +307,7 @@ def run_asap(
         _prepare(client, driver, graph, int(staleness), builder, payloads, flush)
         driver.wait_ready()
         started = time()
-        logger.info(
-            "ASAP fit %s on %d workers (offsets %s, gap %.3f, staleness %d)",
-            token, len(workers), graph.offsets, graph.spectral_gap, staleness,
-        )
+        logger.info("ASAP fit %s on %d workers over %r, staleness %d", token, len(workers), graph, staleness)
         converged = driver.drive(int(max_rounds), float(tol))
         histories = driver.collect()
     except BaseException as exc:

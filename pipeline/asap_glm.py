@@ -42,7 +42,9 @@ per class for the multinomial loss, diagonal beyond ``max_dense``
 parameters. Any symmetric positive definite ``P_i``, even different per
 worker and changing, leaves the fixed point exact (at a fixed point the
 ``y_i`` are a common ``y`` with ``sum_j W_ij P_j y = 0``, hence ``y = 0``):
-``P`` only sets the speed. Because the own-rows estimate is half of
+``P`` only sets the speed. (All workers refresh in the same rounds: under
+NOTIFY-ACK a refreshing worker delays its peers, so staggered refreshes
+would slow every round instead of one in ``curvature_every``.) Because the own-rows estimate is half of
 ``P_i^-1``, a local Hessian is at most :func:`curvature_bound` in ``P_i``'s
 metric (exactly so when the own estimate uses all rows, at refresh points),
 and the step is ``alpha = step_scale * gap**2 / curvature_bound`` with

@@ -23,10 +23,10 @@ and the straggler injector's per-task wrapper does not apply): per round
    row (prefix ``quorum-asap-step``), sent to the scheduler's
    :class:`~dask_quorum.pipeline.recorder.LatencyRecorder` in batches.
 
-The program is the workload: any object with ``message() -> ndarray``,
-``step(own, {peer: payload})``, ``residual() -> float``, ``snapshot() ->
-ndarray``, ``value`` and ``units``, built on the worker by the picklable
-*builder* the driver ships: ``builder.build(index, data, in_peers)``.
+The program is the workload, built on the worker by the picklable
+*builder* the driver ships, ``builder.build(index, data, in_peers)``; its
+interface is described (and implemented in the simplest way) in
+:mod:`.asap_average`.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import logging
 import math
 import threading
 import traceback
+from collections import deque
 from collections.abc import Sequence
 from time import perf_counter, time
 from typing import TYPE_CHECKING, Any
@@ -86,10 +87,10 @@ class PeerRun:
         This worker's data.
     timeout : float
         Longest wait for the in-peers' versions or for a lease extension.
-    grace : float, default=1.0
+    grace : float, default=2.0
         Under staleness, how long to wait for fresh versions before reusing
-        stale ones, in multiples of this worker's median round time (step
-        plus wait; a peer later than that counts as slow).
+        stale ones, in multiples of the time they usually take to come (a
+        peer later than that counts as slow).
     flush_interval : float
         Seconds between two batches of step rows sent to the scheduler.
     """
@@ -108,7 +109,7 @@ class PeerRun:
         data: Any,
         timeout: float,
         flush_interval: float,
-        grace: float = 1.0,
+        grace: float = 2.0,
     ) -> None:
         self.worker = worker
         self.grace = float(grace)
@@ -139,6 +140,7 @@ class PeerRun:
         self.received: dict[int, int] = {}
         self._rows: list[list] = []
         self._waiters: dict[tuple[int, int], asyncio.Future] = {}
+        self._lags: deque[float] = deque(maxlen=20)
         self._flushed = perf_counter()
         self.thread = threading.Thread(target=self._main, name=f"quorum-asap-{token}-{index}", daemon=True)
 
@@ -282,6 +284,10 @@ class PeerRun:
             self._fail(f"{type(exc).__name__}: {exc}")
         finally:
             self._flush(force=True)
+            if not self.done:  # nobody will collect a failed run: drop its data now
+                with self._cond:
+                    self.program = self._data = None
+                    self.snapshots.clear()
 
     def _one_round(self) -> bool:
         t = self.round
@@ -301,11 +307,13 @@ class PeerRun:
         with self._cond:
             if proto.staleness and self.computes:
                 # Use a stale version only for a peer that is late: wait for
-                # the fresh ones as long as a typical round of this worker
-                # takes (its step plus its wait, median of the last 10).
-                recent = np.add(self.computes[-10:], self.waits[-10:])
-                grace = self.grace * float(np.median(recent))
-                self._wait(lambda: not proto.missing(t, fresh=True), lambda: "", timeout=grace, strict=False)
+                # the fresh ones `grace` times as long as they usually take
+                # (median of the recent rounds in which all came in time),
+                # or as a step of this worker takes, whichever is longer.
+                usual = max(np.median(self._lags) if self._lags else 0.0, np.median(self.computes[-10:]))
+                self._wait(lambda: not proto.missing(t, fresh=True), lambda: "", timeout=self.grace * usual, strict=False)
+                if not proto.missing(t, fresh=True):
+                    self._lags.append(perf_counter() - begin)
             self._wait(
                 lambda: not proto.missing(t),
                 lambda: f"round {t} versions of peers {[self.addresses[j] for j in proto.missing(t)]}",
@@ -425,7 +433,7 @@ class AsapWorkerPlugin(WorkerPlugin):
         data: Any,
         timeout: float,
         flush_interval: float,
-        grace: float = 1.0,
+        grace: float = 2.0,
     ) -> dict[str, Any]:
         assert self._worker is not None
         if token in self.runs:

@@ -15,22 +15,10 @@ from sklearn.preprocessing import StandardScaler
 
 from dask_quorum.estimators._losses import GLMPartial, PenalisedMean
 from dask_quorum.pipeline.asap import make_graph
+from dask_quorum.pipeline.asap_average import AveragingProgram
 from dask_quorum.pipeline.asap_glm import GLMSpec, TrackingBuilder, curvature_sample
 from dask_quorum.pipeline.asap_protocol import NotifyAck, ProtocolError
 from dask_quorum.pipeline.fit import row_partitions
-
-
-class Averager:
-    """The simplest program: the replica is averaged with the in-peers' versions."""
-
-    def __init__(self, x):
-        self.x = np.asarray(x, dtype=float)
-
-    def message(self):
-        return self.x.copy()
-
-    def step(self, own, received):
-        self.x = (own + sum(received[j] for j in sorted(received))) / (len(received) + 1)
 
 
 def simulate(programs, graph, rounds, *, staleness=0, seed=0, slow=(), slow_weight=0.1):
@@ -87,10 +75,10 @@ def simulate(programs, graph, rounds, *, staleness=0, seed=0, slow=(), slow_weig
 def test_strict_protocol_computes_exactly_the_synchronous_averaging(n, seed):
     graph = make_graph(n)
     x0 = np.random.default_rng(seed).normal(size=(n, 3))
-    programs = [Averager(x0[i]) for i in range(n)]
+    programs = [AveragingProgram(x0[i]) for i in range(n)]
     rounds = 12
     protos, sent = simulate(programs, graph, rounds, seed=seed, slow={0})
-    lockstep = [Averager(x0[i]) for i in range(n)]
+    lockstep = [AveragingProgram(x0[i]) for i in range(n)]
     for _ in range(rounds):
         msgs = [p.message() for p in lockstep]
         for i, p in enumerate(lockstep):
@@ -104,7 +92,7 @@ def test_strict_protocol_computes_exactly_the_synchronous_averaging(n, seed):
 @pytest.mark.parametrize("seed", range(4))
 def test_a_reduce_takes_one_version_per_peer_and_no_version_is_lost(seed):
     graph = make_graph(9)
-    programs = [Averager(np.zeros(1)) for _ in range(9)]
+    programs = [AveragingProgram(np.zeros(1)) for _ in range(9)]
     protos, _ = simulate(programs, graph, 10, seed=seed, slow={2, 5})
     for i, proto in enumerate(protos):
         log = np.array(proto.consumed)
@@ -119,7 +107,7 @@ def test_a_reduce_takes_one_version_per_peer_and_no_version_is_lost(seed):
 @pytest.mark.parametrize("staleness", [1, 3])
 def test_stale_reduces_use_the_latest_version_within_the_bound(staleness):
     graph = make_graph(8)
-    programs = [Averager(np.full(2, float(i))) for i in range(8)]
+    programs = [AveragingProgram(np.full(2, float(i))) for i in range(8)]
     protos, _ = simulate(programs, graph, 30, staleness=staleness, seed=7, slow={0, 1}, slow_weight=0.02)
     used_stale = 0
     for i, proto in enumerate(protos):
