@@ -61,16 +61,16 @@ def contender(name: str, args, client) -> tuple[LogisticRegression, dict]:
 def fit_one(name, args, client, workload, slow_workers):
     est, overrides = contender(name, args, client)
     wait_idle(client, 60)
-    if slow_workers:
+    if slow_workers or args.unit_seconds:
         slow = Slowdown(factor=args.factor, delay=args.delay, p_slow_slow=args.p_slow_slow, p_slow_fast=args.p_slow_fast)
-        inject_stragglers(client, {w: slow for w in slow_workers}, seed=args.seed)
+        inject_stragglers(client, {w: slow for w in slow_workers}, seed=args.seed, unit_seconds=args.unit_seconds)
     start = perf_counter()
     try:
         with dask.config.set({"quorum.history.keep-params": True, **overrides}), warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             est.fit(*workload.fit_data())
     finally:
-        if slow_workers:
+        if slow_workers or args.unit_seconds:
             remove_stragglers(client)
     fit_s = perf_counter() - start
     h = est.history_
@@ -104,6 +104,10 @@ def main(argv=None) -> int:
     p.add_argument("--max-iter", type=int, default=300, help="L-BFGS iterations of sync / cyclic")
     p.add_argument("--asap-rounds", type=int, default=1500, help="rounds of the ASAP contenders")
     p.add_argument("--contenders", nargs="+", default=["sync", "cyclic", "asap", "asap-s8", "asap-f32"])
+    p.add_argument("--unit-seconds", type=float, default=0.0,
+                   help="emulated seconds of work per row on every worker, times its slowdown (a small "
+                   "host behaving like a cluster of dedicated machines; see pipeline/injection.py)")
+    p.add_argument("--processes", action="store_true", help="worker processes instead of in-process workers")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "asap.csv"))
     args = p.parse_args(argv)
@@ -115,7 +119,7 @@ def main(argv=None) -> int:
     workload.optimum()
     rows = []
     with LocalCluster(
-        n_workers=args.workers, threads_per_worker=1, processes=False, dashboard_address=":0"
+        n_workers=args.workers, threads_per_worker=1, processes=args.processes, dashboard_address=":0"
     ) as cluster, Client(cluster) as client:
         workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
         for name in args.contenders:
@@ -125,6 +129,8 @@ def main(argv=None) -> int:
         f"# LogisticRegression {args.samples} x {args.features} (C={args.C}), {args.workers} in-process workers, "
         f"{args.slow} slow ({args.factor:g}x + {args.delay:g} s, P(slow|slow)={args.p_slow_slow}, "
         f"P(slow|fast)={args.p_slow_fast}); target {TARGET_RATIO} x optimum"
+        + (f"; every step emulates {args.unit_seconds:g} s per row" if args.unit_seconds else "")
+        + ("; worker processes" if args.processes else "; in-process workers")
     )
     print(f"# {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, dask {dask.__version__}")
     print(

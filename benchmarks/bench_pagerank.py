@@ -18,7 +18,10 @@ For every graph size an R-MAT power-law graph is drawn
   ``--delay`` seconds per task, every task), the same workers for every
   scheme. ``tol`` is set so that the returned scores are within the target
   of the exact vector; the time is the whole fit (placing the blocks
-  included). ``asap`` gets a row once the estimator accepts it.
+  included). ``asap`` is the asynchronous block iteration with strict
+  NOTIFY-ACK, ``asap-s<k>`` the same with staleness ``k`` (peers' blocks up
+  to ``k`` rounds old); they place each block once, so ``--redundancy``
+  does not apply to them.
 
 Prints a markdown table and writes a CSV next to this file.
 """
@@ -71,6 +74,18 @@ def supported_schemes() -> set[str]:
     return set(PageRank._parameter_constraints["scheme"][0].options)
 
 
+def scheme_parameters(name: str, redundancy: int) -> dict | None:
+    """PageRank's parameters for a ``--schemes`` entry, or None if the estimator lacks the scheme."""
+    base, _, stale = name.partition("-s")
+    if base not in supported_schemes():
+        return None
+    if base == "asap":
+        return {"scheme": "asap", "staleness": int(stale or 0)}
+    if stale:
+        raise SystemExit(f"{name}: only asap takes a staleness (asap-s<k>)")
+    return {"scheme": name, "redundancy": redundancy}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--edges", type=float, nargs="+", default=[1e6, 1e7])
@@ -116,12 +131,13 @@ def main(argv=None) -> int:
                     inject_stragglers(client, {w: slow for w in workers[:n_slow]}, seed=args.seed)
                 for scheme in args.schemes:
                     row = {**base, "contender": scheme, "stragglers": n_slow}
-                    if scheme not in supported_schemes():
+                    params = scheme_parameters(scheme, redundancy)
+                    if params is None:
                         rows.append({**row, "seconds": float("nan"), "rounds": "", "mean_round_s": "",
                                      "l1": float("nan")})
                         continue
-                    est = PageRank(damping=args.damping, tol=tol, max_iter=args.max_iter, scheme=scheme,
-                                   redundancy=redundancy, random_state=args.seed, client=client)
+                    est = PageRank(damping=args.damping, tol=tol, max_iter=args.max_iter,
+                                   random_state=args.seed, client=client, **params)
                     start = perf_counter()
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", ConvergenceWarning)

@@ -1,4 +1,4 @@
-"""PageRank whose power iteration runs in coded rounds on a Dask cluster."""
+"""PageRank whose power iteration runs in coded rounds, or asynchronously, on a Dask cluster."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from dask_quorum import config
 from dask_quorum.pipeline.cluster import get_client
 from dask_quorum.pipeline.coding import SCHEMES
 from dask_quorum.pipeline.graph_blocks import DaskGraph, LocalGraph
-from dask_quorum.pipeline.pagerank import pagerank_by_rounds
+from dask_quorum.pipeline.pagerank import PageRankFit, pagerank_by_rounds
+from dask_quorum.pipeline.pagerank_asap import pagerank_asap
 
 from ._base import QuorumLinearModel
 
@@ -38,6 +39,15 @@ class PageRank(BaseEstimator):
     used, and the driver accounts for exactly that (see
     :mod:`dask_quorum.pipeline.pagerank`), so all schemes converge to the
     same vector; approximate ones take more rounds.
+
+    ``scheme="asap"`` drops the driver barrier: every worker owns a block of
+    the ranks and the in-edges of that block, and recomputes its block from
+    the blocks its peers send it, worker to worker (asynchronous block
+    iteration; see :mod:`dask_quorum.pipeline.pagerank_asap`). With
+    ``staleness=0`` this is the same power iteration; with ``staleness > 0``
+    a worker goes on with peers' blocks up to ``staleness`` rounds old,
+    which converges to the same vector because the PageRank map is a
+    contraction.
 
     Parameters
     ----------
@@ -63,15 +73,22 @@ class PageRank(BaseEstimator):
         ``1e-6`` is loose on large graphs: ``1e-1`` at 100,000 vertices).
     max_iter : int, default=1000
         Maximum number of rounds (one mat-vec each).
-    scheme : {"sync", "uncoded", "frc", "cyclic", "expander", "heterogeneous", "auto"} or None, default=None
+    scheme : {"sync", "uncoded", "frc", "cyclic", "expander", "heterogeneous", "auto", "asap"} or None, default=None
         The gradient code that places the blocks (see
         :func:`dask_quorum.make_code`); ``heterogeneous`` and ``auto`` adapt
-        the code to a straggler model fitted while the iteration runs.
-        ``None`` uses ``quorum.scheme``.
+        the code to a straggler model fitted while the iteration runs;
+        ``asap`` is the asynchronous block iteration (no code, one block
+        per worker). ``None`` uses ``quorum.scheme``.
     redundancy : int or None, default=None
         Replicas of each block; a round tolerates ``redundancy - 1``
         stragglers. ``None`` uses ``quorum.redundancy``, capped at the
-        number of workers.
+        number of workers. Must be ``None`` with ``scheme="asap"``.
+    staleness : int, default=0
+        With ``scheme="asap"`` only: how many rounds old the peers' blocks a
+        worker computes with may be. 0 is strict NOTIFY-ACK (every round
+        waits for every peer's block of that round: the power iteration
+        itself); ``s >= 1`` lets fast workers run up to ``s`` rounds ahead
+        of a straggler.
     random_state : int, RandomState instance or None, default=None
         Seeds the construction of randomised codes.
     client : distributed.Client or None, default=None
@@ -91,6 +108,11 @@ class PageRank(BaseEstimator):
         share of a block it decoded), ``wall_time``, ``elapsed``,
         ``n_responders``, ``responded`` (round x worker), ``decode_error``,
         ``stop`` and the other columns of the linear models' ``history_``.
+        With ``scheme="asap"``: ``residual`` (the L1 distance between the
+        blocks read and the blocks produced, which bounds the error the same
+        way), ``block_change`` (round x worker), ``stale_reduces``,
+        ``bytes_sent``, ``bytes_max_node``, ``compute`` and ``wait`` (round x
+        worker), ``wall_time`` and ``elapsed``.
 
     See Also
     --------
@@ -121,10 +143,10 @@ class PageRank(BaseEstimator):
         "weight": [str, None],
         "tol": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
-        # An asynchronous scheme ("asap") will dispatch in fit to its own
-        # engine, reusing pipeline.pagerank.block_step and GoogleMap.
-        "scheme": [StrOptions(set(SCHEMES) | {"auto"}), None],
+        # "asap" dispatches in fit to the asynchronous block iteration.
+        "scheme": [StrOptions(set(SCHEMES) | {"auto", "asap"}), None],
         "redundancy": [Interval(Integral, 1, None, closed="left"), None],
+        "staleness": [Interval(Integral, 0, None, closed="left")],
         "random_state": ["random_state"],
         "client": [Client, None],
     }
@@ -139,6 +161,7 @@ class PageRank(BaseEstimator):
         max_iter: int = 1000,
         scheme: str | None = None,
         redundancy: int | None = None,
+        staleness: int = 0,
         random_state: Any = None,
         client: Client | None = None,
     ) -> None:
@@ -149,6 +172,7 @@ class PageRank(BaseEstimator):
         self.max_iter = max_iter
         self.scheme = scheme
         self.redundancy = redundancy
+        self.staleness = staleness
         self.random_state = random_state
         self.client = client
 
@@ -171,9 +195,15 @@ class PageRank(BaseEstimator):
         ------
         ValueError
             If the matrix is not square, the graph has no vertices, a weight
-            is negative, NaN or infinite, or the personalization is invalid.
+            is negative, NaN or infinite, or the personalization is invalid;
+            if ``staleness`` is set with a scheme other than ``"asap"``, or
+            ``redundancy`` with ``"asap"``.
+        AsapError
+            With ``scheme="asap"``, when a worker fails or leaves the cluster.
         """
         random_state = check_random_state(self.random_state)
+        scheme = self.scheme if self.scheme is not None else config.get("scheme")
+        _check_asap_parameters(scheme, self.staleness, self.redundancy)
         weighted = self.weight is not None
         nodes = None
         if _is_networkx(adjacency):
@@ -190,19 +220,7 @@ class PageRank(BaseEstimator):
         teleport = _teleport(self.personalization, graph.n_vertices, nodes)
         if client is None:
             client = get_client(self.client)
-        # The scheme and redundancy resolve as for the linear models.
-        scheme, redundancy = QuorumLinearModel._resolve_code(self, client)
-        fitted = pagerank_by_rounds(
-            client,
-            graph,
-            damping=float(self.damping),
-            teleport=teleport,
-            tol=float(self.tol),
-            max_iter=int(self.max_iter),
-            scheme=scheme,
-            redundancy=redundancy,
-            random_state=random_state,
-        )
+        fitted = self._fit_graph(client, graph, teleport, scheme, random_state)
         if not fitted.converged:
             warnings.warn(
                 f"PageRank did not converge after {fitted.n_iter} rounds: the L1 change is "
@@ -216,6 +234,30 @@ class PageRank(BaseEstimator):
         self.n_iter_ = fitted.n_iter
         self.history_ = fitted.history
         return self
+
+    def _fit_graph(
+        self, client: Client, graph: LocalGraph | DaskGraph, teleport: np.ndarray, scheme: str, random_state: Any
+    ) -> PageRankFit:
+        common = {"damping": float(self.damping), "teleport": teleport, "tol": float(self.tol),
+                  "max_iter": int(self.max_iter)}
+        if scheme == "asap":
+            return pagerank_asap(client, graph, staleness=int(self.staleness), **common)
+        # The scheme and redundancy resolve as for the linear models.
+        scheme, redundancy = QuorumLinearModel._resolve_code(self, client)
+        return pagerank_by_rounds(
+            client, graph, scheme=scheme, redundancy=redundancy, random_state=random_state, **common
+        )
+
+
+def _check_asap_parameters(scheme: str, staleness: int, redundancy: int | None) -> None:
+    """``staleness`` belongs to ``scheme="asap"``, ``redundancy`` to the coded schemes."""
+    if scheme != "asap" and staleness:
+        raise ValueError(f"staleness={staleness} applies to scheme='asap' only; this fit uses {scheme!r}")
+    if scheme == "asap" and redundancy is not None:
+        raise ValueError(
+            f"redundancy={redundancy} applies to the coded schemes; scheme='asap' places "
+            "each block once (use redundancy=None)"
+        )
 
 
 def _is_networkx(obj: Any) -> bool:

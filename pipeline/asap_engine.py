@@ -19,6 +19,24 @@ Control, not data, goes through the driver:
   every worker ends at the same round and the replicas are comparable;
 * **collect** the histories, then **release** the runs.
 
+The dashboard (``/individual-stragglers``, :mod:`.dashboard`) shows the run
+like a coded fit, through a :class:`~.reporter.FitReporter` keyed by the
+run's token: the assignment (one partition per worker: the identity), and
+a few rounds per page refresh, piggybacked on the status polls (a poll asks
+every worker for the newest round all of them finished; the next reply
+carries its numbers, and the snapshots when they are small); the error
+column is the consensus error (largest distance of a replica from their
+average) or, for a workload whose snapshots are not replicas, the largest
+residual. Stragglers of a round are the workers whose step took more than
+:data:`SLOW_STEP` times the round's median. Under staleness, the workers
+a peer reduced with a stale version of count as *busy* (still on an
+older round), and the stop column says how many stale versions were used
+and how old the oldest was (not as stragglers: lateness spreads, a peer
+held back by a straggler is itself late for its own out-peers, so nearly
+every worker would count). The last round is reported from the collected
+history when the run ends. Reporting never waits: the reporter only
+queues.
+
 Another workload plugs in with its own builder and program (interface in
 :mod:`.asap_average`). PageRank as asynchronous block iteration, for
 instance: worker ``b`` owns the rank block ``b`` and the matching rows of
@@ -41,6 +59,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -55,10 +74,20 @@ from dask_quorum import config
 
 from .asap import PeerGraph
 from .asap_worker import AsapWorkerPlugin
+from .reporter import FitReporter
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AsapError", "AsapResult", "AsapTimeoutError", "run_asap"]
+__all__ = ["ERRORS", "SLOW_STEP", "AsapError", "AsapResult", "AsapTimeoutError", "consensus_error", "run_asap"]
+
+#: What a run may report as the dashboard's error column (see :func:`run_asap`).
+ERRORS = ("consensus", "residual")
+#: A worker whose step took more than this many times the round's median step
+#: counts as a straggler of that round on the dashboard (the threshold of
+#: :func:`~.stragglers.fit_straggler_model`).
+SLOW_STEP = 2.0
+#: Rounds reported to the dashboard per page refresh (``quorum.dashboard.update-interval``).
+REPORTS_PER_REFRESH = 4
 
 
 class AsapError(RuntimeError):
@@ -114,6 +143,96 @@ class AsapResult:
     @property
     def n_rounds(self) -> int:
         return int(self.values.shape[0])
+
+
+def consensus_error(snapshots: np.ndarray) -> float:
+    """Largest distance of a worker's snapshot from the workers' average.
+
+    Parameters
+    ----------
+    snapshots : ndarray of shape (n_workers, ...)
+        One round's snapshots.
+    """
+    flat = np.asarray(snapshots, dtype=float).reshape(len(snapshots), -1)
+    return float(np.linalg.norm(flat - flat.mean(axis=0), axis=1).max())
+
+
+class _Progress:
+    """Round summaries of a run for the dashboard, piggybacked on the driver's polls."""
+
+    def __init__(self, reporter: FitReporter, n: int, error: str, started: float) -> None:
+        self.reporter = reporter
+        self.error = error
+        self.started = started
+        self.interval = config.get_timeout("dashboard.update-interval") / REPORTS_PER_REFRESH
+        # snapshots of one round: at most as many numbers as the largest assignment shown
+        self.max_values = max(1, int(config.get("dashboard.max-cells")) // n)
+        self.asked: int | None = None
+        self.reported = -1
+        self._due = perf_counter()
+
+    def ask(self, rounds: Sequence[int]) -> dict[str, int]:
+        """Extra arguments of the next poll: the newest round every worker finished, when a report is due."""
+        newest = min(rounds) - 1
+        if newest <= self.reported or perf_counter() < self._due:
+            return {}
+        self.asked = newest
+        wanted = self.error == "consensus" and self.reporter.enabled
+        return {"report": newest, "snapshot": self.max_values if wanted else 0}
+
+    def take(self, replies: Sequence[dict[str, Any]], last: int | None) -> None:
+        """Report the asked round from a poll's replies, unless it is ``last`` (reported by :meth:`finish`)."""
+        t, self.asked = self.asked, None
+        if t is None or t == last:
+            return
+        reports = [r.get("report") for r in replies]
+        if any(rep is None or rep["round"] != t for rep in reports):
+            return
+        self.reported, self._due = t, perf_counter() + self.interval
+        snaps = [rep["snapshot"] for rep in reports]
+        if self.error == "residual":
+            error = max(rep["residual"] for rep in reports)
+        elif all(s is not None for s in snaps):
+            error = consensus_error(np.array(snaps))
+        else:  # too large to send at every report: the history has it
+            error = math.nan
+        before = max(self.started if rep["before"] is None else rep["before"] for rep in reports)
+        self._send(t, max(rep["finished"] for rep in reports) - before,
+                   np.array([rep["compute"] for rep in reports]),
+                   [(j, lag) for rep in reports for j, lag in rep["stale"]], error, "")
+
+    def finish(self, result: AsapResult) -> None:
+        """Report the run's last round from its history and close the reporter."""
+        t = result.n_rounds - 1
+        if t > self.reported:
+            if self.error == "residual":
+                error = float(result.residuals[t].max())
+            else:
+                error = consensus_error(result.snapshots[t])
+            before = result.finished[t - 1].max() if t else result.started
+            stale = [(int(c[1]), int(t - c[2])) for consumed in result.consumed for c in consumed
+                     if c[0] == t and c[2] < t]
+            self._send(t, float(result.finished[t].max() - before), result.compute[t], stale, error,
+                       "converged" if result.converged else "max rounds")
+        self.reporter.close(timeout=0)
+
+    def _send(
+        self, t: int, wall: float, compute: np.ndarray, stale: list[tuple[int, int]], error: float, stop: str
+    ) -> None:
+        """One round summary; ``stale``: ``(peer, rounds behind)`` of every stale version reduced with."""
+        n = len(compute)
+        slow = compute > SLOW_STEP * np.median(compute) if n > 1 else np.zeros(n, dtype=bool)
+        oldest = max((lag for _, lag in stale), default=0)
+        self.reporter.summary(
+            index=int(t),
+            wall_time=max(float(wall), 0.0) if math.isfinite(wall) else 0.0,
+            responders=[int(i) for i in np.flatnonzero(~slow)],
+            busy=sorted({j for j, _ in stale}),
+            error=float(error) if math.isfinite(error) else math.nan,
+            error_kind=self.error,
+            stop=stop or (f"{len(stale)} stale, up to {oldest} rounds old" if stale else ""),
+            scheme="asap",
+        )
 
 
 def _call_all(client: Client, addresses: Sequence[str], op: str, timeout: float, **kwargs: Any) -> list[Any]:
@@ -206,7 +325,7 @@ class _Driver:
                 )
             sleep(self.poll)
 
-    def drive(self, max_rounds: int, tol: float) -> bool:
+    def drive(self, max_rounds: int, tol: float, progress: _Progress | None = None) -> bool:
         """Extend the lease until convergence or ``max_rounds``; return whether it converged."""
         target = min(self.lease, max_rounds)
         replies = self.control(target=target, final=target >= max_rounds)
@@ -214,6 +333,8 @@ class _Driver:
         converged = False
         final = target >= max_rounds
         while True:
+            if progress is not None:
+                progress.take(replies, target - 1 if final else None)
             rounds = [r["round"] for r in replies]
             if all(r["done"] for r in replies):
                 return converged
@@ -232,7 +353,8 @@ class _Driver:
                     target = min(max(target, max(rounds) + self.lease), max_rounds)
                     final = target >= max_rounds
             sleep(self.poll)
-            replies = self.control(target=target, final=final)
+            ask = {} if progress is None else progress.ask(rounds)
+            replies = self.control(target=target, final=final, **ask)
 
     def collect(self) -> list[dict[str, Any]]:
         replies = _call_all(self.client, self.workers, "quorum_asap_collect", self.round_timeout, token=self.token)
@@ -254,6 +376,8 @@ def run_asap(
     max_rounds: int,
     tol: float,
     workers: Sequence[str],
+    label: str = "asap",
+    error: str = "consensus",
 ) -> AsapResult:
     """Run an ASAP fit: one program per worker, NOTIFY-ACK over ``graph``.
 
@@ -276,6 +400,12 @@ def run_asap(
         Stop once every worker's latest residual is at most ``tol``.
     workers : sequence of str
         Worker addresses, by graph position.
+    label : str, default="asap"
+        The run's name on the dashboard (the degree and staleness are added).
+    error : {"consensus", "residual"}, default="consensus"
+        The dashboard's error column: the consensus error of the snapshots
+        (for replicas of one vector) or the largest residual (for a
+        workload whose snapshots are parts of the answer, such as blocks).
 
     Returns
     -------
@@ -299,22 +429,31 @@ def run_asap(
         )
     if isinstance(max_rounds, bool) or not isinstance(max_rounds, int | np.integer) or max_rounds < 1:
         raise ValueError(f"max_rounds must be a positive integer, got {max_rounds!r}")
+    if error not in ERRORS:
+        raise ValueError(f"error must be one of {ERRORS}, got {error!r}")
     client.register_plugin(AsapWorkerPlugin())
     token = uuid.uuid4().hex[:12]
     driver = _Driver(client, workers, token)
     flush = config.get_timeout("asap.flush-interval")
+    # The dashboard shows the run (silent without a board; never blocks).
+    reporter = FitReporter(client, token=token, label=f"{label} ({graph.degree} peers each, staleness {staleness})")
+    reporter.assignment(workers, np.eye(len(workers)), "asap")
     try:
         _prepare(client, driver, graph, int(staleness), builder, payloads, flush)
         driver.wait_ready()
         started = time()
         logger.info("ASAP fit %s on %d workers over %r, staleness %d", token, len(workers), graph, staleness)
-        converged = driver.drive(int(max_rounds), float(tol))
+        progress = _Progress(reporter, len(workers), error, started)
+        converged = driver.drive(int(max_rounds), float(tol), progress)
         histories = driver.collect()
     except BaseException as exc:
         driver.abort(f"the driver stopped the fit: {exc!r}")
+        reporter.close(timeout=0)
         raise
     driver.abort("finished")
-    return _stack(workers, graph, int(staleness), started, converged, histories)
+    result = _stack(workers, graph, int(staleness), started, converged, histories)
+    progress.finish(result)
+    return result
 
 
 def _prepare(

@@ -26,7 +26,12 @@ and the straggler injector's per-task wrapper does not apply): per round
 The program is the workload, built on the worker by the picklable
 *builder* the driver ships, ``builder.build(index, data, in_peers)``; its
 interface is described (and implemented in the simplest way) in
-:mod:`.asap_average`.
+:mod:`.asap_average`. Two optional extensions: a payload that is an
+:class:`InMemory` is replaced, on the worker, by that key's value in the
+worker's memory (data computed on the cluster reaches its program without
+passing through the driver); a program with a ``result()`` method gives the
+history's ``final`` entry from it instead of ``snapshot()`` (when the
+per-round snapshots are kept small).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import threading
 import traceback
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from time import perf_counter, time
 from typing import TYPE_CHECKING, Any
 
@@ -54,12 +60,19 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PLUGIN_NAME", "STEP_PREFIX", "AsapWorkerPlugin", "PeerRun"]
+__all__ = ["PLUGIN_NAME", "STEP_PREFIX", "AsapWorkerPlugin", "InMemory", "PeerRun"]
 
 #: Name of the worker plugin.
 PLUGIN_NAME = "quorum-asap"
 #: Task prefix of the step rows in the latency recorder.
 STEP_PREFIX = "quorum-asap-step"
+
+
+@dataclass(frozen=True)
+class InMemory:
+    """A payload already held by its worker: the key of a task result in that worker's memory."""
+
+    key: Any
 
 
 class _Aborted(Exception):
@@ -145,9 +158,18 @@ class PeerRun:
         self.thread = threading.Thread(target=self._main, name=f"quorum-asap-{token}-{index}", daemon=True)
 
     # -- control (event loop) -----------------------------------------------
-    def status(self) -> dict[str, Any]:
+    def status(self, report: int | None = None, snapshot: int = 0) -> dict[str, Any]:
+        """Progress for the driver; with ``report``, also that finished round's numbers.
+
+        ``report`` is a round this worker already finished (else it is left
+        out): its end time and the previous round's, step and wait seconds,
+        residual, ``[in-peer, rounds behind]`` of every stale version it
+        reduced with, and its
+        snapshot (flattened) when that has at most ``snapshot`` values. The
+        driver asks for one round per dashboard report (:mod:`.asap_engine`).
+        """
         with self._cond:
-            return {
+            out = {
                 "index": self.index,
                 "round": self.round,
                 "ready": self.ready,
@@ -155,6 +177,31 @@ class PeerRun:
                 "error": self.error,
                 "residual": self.residuals[-1] if self.residuals else math.inf,
             }
+            if report is not None and 0 <= report < min(self.round, len(self.snapshots)):
+                out["report"] = self._describe(int(report), int(snapshot))
+            return out
+
+    def _describe(self, t: int, snapshot: int) -> dict[str, Any]:
+        """Round ``t``'s numbers for a dashboard report (lock held; O(degree x rounds since t))."""
+        stale = []
+        consumed = self.protocol.consumed
+        for k in range(len(consumed) - 1, -1, -1):  # newest first; rounds in order
+            r, peer, version = consumed[k]
+            if r < t:
+                break
+            if r == t and version < t:
+                stale.append([int(peer), int(t - version)])
+        snap = self.snapshots[t]
+        return {
+            "round": t,
+            "finished": self.finished[t],
+            "before": self.finished[t - 1] if t else None,
+            "compute": self.computes[t],
+            "wait": self.waits[t],
+            "residual": self.residuals[t],
+            "stale": sorted(stale),
+            "snapshot": np.ravel(snap).tolist() if 0 < np.size(snap) <= snapshot else None,
+        }
 
     def extend(self, target: int, final: bool) -> None:
         """Allow rounds up to ``target`` (never less than before); ``final``: stop there."""
@@ -328,7 +375,7 @@ class PeerRun:
         self.program.step(own, {j: payload for j, (v, payload) in versions.items()})
         natural = perf_counter() - start
         key = str((f"{STEP_PREFIX}-{self.token}", t, self.index))
-        slow_step(self.worker, natural, key)
+        slow_step(self.worker, natural, key, float(self.program.units))
         stop = perf_counter()
         wall = time()
         with self._cond:
@@ -373,8 +420,15 @@ class PeerRun:
                 "sent": np.array([self.sent.get(t, 0) for t in range(T)], dtype=np.int64),
                 "received": np.array([self.received.get(t, 0) for t in range(T)], dtype=np.int64),
                 "consumed": np.array(self.protocol.consumed, dtype=np.int64).reshape(-1, 3),
-                "final": self.program.snapshot() if self.program is not None else None,
+                "final": _final(self.program),
             }
+
+
+def _final(program: Any) -> Any:
+    """The program's last state for the history: ``result()`` if it has one, else ``snapshot()``."""
+    if program is None:
+        return None
+    return program.result() if hasattr(program, "result") else program.snapshot()
 
 
 def _resolve(waiter: asyncio.Future, reply: dict[str, Any]) -> None:
@@ -438,6 +492,10 @@ class AsapWorkerPlugin(WorkerPlugin):
         assert self._worker is not None
         if token in self.runs:
             return {"status": "error", "message": f"run {token} already exists on {self._worker.address}"}
+        if isinstance(data, InMemory):
+            if data.key not in self._worker.data:
+                return {"status": "error", "message": f"{data.key!r} is not in the memory of {self._worker.address}"}
+            data = self._worker.data[data.key]
         run = PeerRun(
             self._worker, token, index, addresses, in_peers, out_peers,
             staleness=staleness, builder=builder, data=data, timeout=timeout, flush_interval=flush_interval,
@@ -467,7 +525,8 @@ class AsapWorkerPlugin(WorkerPlugin):
         return await waiter
 
     def control(
-        self, token: str, target: int | None = None, final: bool = False, abort: str | None = None
+        self, token: str, target: int | None = None, final: bool = False, abort: str | None = None,
+        report: int | None = None, snapshot: int = 0,
     ) -> dict[str, Any]:
         run = self._run(token)
         if isinstance(run, dict):
@@ -476,7 +535,7 @@ class AsapWorkerPlugin(WorkerPlugin):
             run.abort(abort)
         elif target is not None:
             run.extend(target, final)
-        return {"status": "OK", **run.status()}
+        return {"status": "OK", **run.status(report, snapshot)}
 
     def collect(self, token: str) -> dict[str, Any]:
         run = self._run(token)

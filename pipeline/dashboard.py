@@ -12,8 +12,12 @@ every ``quorum.dashboard.update-interval``. It shows
   background thread at most every ``quorum.dashboard.model-interval``);
 * for the fit chosen in the menu (the latest by default), the current coded
   assignment as a worker x partition heat map and its recent rounds: wall
-  time, responders vs. stragglers, decoding error (or consensus error for
-  ASAP), from the :class:`~dask_quorum.pipeline.fitboard.FitBoard`.
+  time, responders vs. stragglers, decoding error, from the
+  :class:`~dask_quorum.pipeline.fitboard.FitBoard`. An ASAP fit
+  (:func:`~dask_quorum.pipeline.asap_engine.run_asap`) shows its one
+  partition per worker, a few rounds per refresh with the consensus error
+  (or the residual), and as stragglers the workers whose step was slow or
+  whose stale version a peer used.
 
 The page is read-only: it changes nothing on the cluster. Worker names, fit
 labels and tokens are rendered as text only (canvas text, escaped table
@@ -70,8 +74,15 @@ ROUTE = "/individual-stragglers"
 TABLE_ROUNDS = 20
 #: Names of the page's data sources (stable, for tests and embedding).
 SOURCES = ("quorum-latency", "quorum-model", "quorum-assignment", "quorum-rounds", "quorum-rounds-table")
+#: Titles of the error plot, by the rounds' error kind.
+_ERROR_TITLES = {"decoding": "Decoding error", "consensus": "Consensus error (largest distance from the average)",
+                 "residual": "Residual"}
+#: Titles of the heat map, by scheme (default: the coded one).
+_ASSIGNMENT_TITLES = {"asap": "ASAP: one partition per worker (worker x partition)"}
 _ROUND_COLUMNS = ("index", "time", "wall_time", "n_responders", "n_stragglers", "error", "stragglers", "stop",
                   "scheme")
+
+_CODED_TITLE = "Coded assignment (worker x partition, coefficient of B)"
 
 _live_models: weakref.WeakKeyDictionary[Any, LiveModel] = weakref.WeakKeyDictionary()
 
@@ -183,7 +194,7 @@ class StragglersPage:
         self.model_figure = fig
 
         self.assignment = ColumnDataSource({"worker": [], "partition": [], "weight": []}, name=SOURCES[2])
-        fig = figure(title="Coded assignment (worker x partition, coefficient of B)", x_range=FactorRange(),
+        fig = figure(title=_CODED_TITLE, x_range=FactorRange(),
                      y_range=FactorRange(), height=300, x_axis_label="partition", **common)
         self._colors = LinearColorMapper(palette=Viridis256, low=0, high=1)
         fig.rect(x="partition", y="worker", width=0.95, height=0.95, source=self.assignment, line_color=None,
@@ -314,6 +325,9 @@ class StragglersPage:
         akey = (fit.token, fit.assignment_version, names)
         if akey != self._seen.get("assignment"):
             self._seen["assignment"] = akey
+            title = _ASSIGNMENT_TITLES.get(fit.scheme, _CODED_TITLE)
+            if self.assignment_figure.title.text != title:
+                self.assignment_figure.title.text = title
             if fit.B is not None:
                 rows, cols = np.nonzero(fit.B)
                 partitions = [str(j) for j in range(fit.shape[1])]
@@ -344,10 +358,10 @@ class StragglersPage:
         self.rounds.data = data
         self.recent.data = {k: v[: -TABLE_ROUNDS - 1 : -1] for k, v in data.items()}
         kind = rounds[-1].error_kind if rounds else "decoding"
-        title = f"{kind.capitalize()} error"
+        title = _ERROR_TITLES[kind]
         if self.error_figure.title.text != title:
             self.error_figure.title.text = title
-            self.error_figure.yaxis.axis_label = f"{kind} error"
+            self.error_figure.yaxis.axis_label = "residual" if kind == "residual" else f"{kind} error"
 
     def _status(self, board: FitBoard | None, fit: FitState | None, snap: ModelSnapshot | None) -> str:
         parts = []

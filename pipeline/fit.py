@@ -19,7 +19,6 @@ from distributed import Client
 from dask_quorum import config
 
 from .adapt import ADAPTIVE_SCHEMES, OnlineAdapter, initial_code
-from .history import rounds_to_dataset
 from .session import CodedSession
 from .solver import SolverResult, lbfgs
 
@@ -121,24 +120,16 @@ def fit_by_rounds(
             tol=tol,
             keep_params=keep_params,
         )
-        variables: dict[str, Any] = {"loss": np.asarray(result.losses), **session.membership_variables()}
+        variables: dict[str, Any] = {"loss": np.asarray(result.losses)}
         # Every byte of a driver-centred round goes through the driver.
         variables["bytes_sent"] = ("round", np.asarray(traffic, dtype=np.int64), {"units": "B"})
         variables["bytes_max_node"] = ("round", np.asarray(traffic, dtype=np.int64), {"units": "B"})
         if keep_params:
             variables["params"] = (("round", "param"), np.asarray(result.params))
-        history = rounds_to_dataset(
-            session.records,
-            session.all_workers,
-            variables=variables,
-            attrs={
-                "scheme": scheme,
-                "redundancy": session.code.redundancy,
-                "n_partitions": session.n_partitions,
-                "n_stragglers": session.code.n_stragglers,
-                "switches": str(adapter.switches) if adapter is not None else "[]",
-                **session.membership_attrs(),
-            },
+        history = session.history(
+            variables,
+            scheme=scheme,
             started=started,
+            switches=adapter.switches if adapter is not None else (),
         )
     return RoundsFit(result=result, history=history)

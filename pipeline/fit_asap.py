@@ -159,6 +159,7 @@ def fit_asap(
     result = run_asap(
         client, builder, row_partitions(X, y, n),
         graph=graph, staleness=staleness, max_rounds=int(max_iter), tol=float(tol), workers=workers,
+        label=f"asap, {getattr(partial, 'loss', 'linear')} loss",
     )
     keep_params = bool(config.get("history.keep-params"))
     history = asap_to_dataset(result, keep_params=keep_params, started=started, attrs={"step": alpha})

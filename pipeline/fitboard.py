@@ -64,8 +64,10 @@ MARKER = ("dask_quorum.pipeline.fitboard", "installed")
 MAX_TEXT = 256
 #: Largest number of workers in one assignment or round summary.
 MAX_WORKERS = 4096
-#: Kinds of error a round summary may carry.
-ERROR_KINDS = ("decoding", "consensus")
+#: Kinds of error a round summary may carry: the decoding error of a coded
+#: round, the consensus error of an ASAP round (replicas' largest distance
+#: from their average), or a residual (an ASAP workload without replicas).
+ERROR_KINDS = ("decoding", "consensus", "residual")
 #: Kinds of update the handler takes.
 KINDS = ("assignment", "round", "close")
 #: Most updates in one batch (a reporter's queue is smaller).
@@ -92,10 +94,10 @@ class RoundSummary:
         Workers of the assignment that did not respond (``()`` while no
         assignment is known).
     error : float
-        Decoding error (coded rounds) or consensus error (ASAP); NaN if
-        unknown.
+        Decoding error (coded rounds), consensus error or residual (ASAP);
+        NaN if unknown.
     error_kind : str
-        ``"decoding"`` or ``"consensus"``.
+        ``"decoding"``, ``"consensus"`` or ``"residual"``.
     stop : str
         Why the round stopped (free text, e.g. ``"exact"``).
     scheme : str

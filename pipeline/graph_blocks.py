@@ -1,16 +1,25 @@
-"""Adjacency matrices cut into blocks of source vertices, the partitions of PageRank.
+"""Adjacency matrices cut into blocks of vertices, the partitions of PageRank.
 
-Block ``b`` holds the out-edges of the source vertices ``start .. stop - 1``
-as the matching rows of the transition matrix ``P = D^-1 A`` (every row of
-a vertex with out-edges sums to 1; rows of dangling vertices are empty).
-Blocks are contiguous in vertex order and balanced by edges plus vertices,
-the work of :func:`~dask_quorum.pipeline.pagerank.block_step`.
+Two cuts of the transition matrix ``P = D^-1 A`` (every row of a vertex
+with out-edges sums to 1; rows of dangling vertices are empty):
 
-Two sources of blocks, with the same interface (:class:`LocalGraph` and
-:class:`DaskGraph`): a SciPy sparse matrix on the driver, cut there; and a
-dask array, whose blocks are assembled on the workers from its chunks, so
-the adjacency never passes through the driver, which only gathers O(n)
-per-vertex statistics (out-degrees, out-weights) and the validation counts.
+* a *source* block (:class:`SourceBlock`, :meth:`LocalGraph.blocks`) holds
+  the out-edges of the source vertices ``start .. stop - 1``, the matching
+  rows of ``P``; blocks are balanced by out-edges plus vertices, the work of
+  :func:`~dask_quorum.pipeline.pagerank.block_step` (coded rounds);
+* a *target* block (:class:`TargetBlock`, :meth:`LocalGraph.target_blocks`)
+  holds the in-edges of the target vertices ``start .. stop - 1``, the
+  matching columns of ``P`` stored as rows of ``P^T``; blocks are balanced
+  by in-edges plus vertices. The owner of a target block computes its
+  vertices' share of ``P^T x`` from the whole ``x``
+  (:mod:`~dask_quorum.pipeline.pagerank_asap`).
+
+Blocks are contiguous in vertex order. Two sources of blocks, with the same
+interface (:class:`LocalGraph` and :class:`DaskGraph`): a SciPy sparse
+matrix on the driver, cut there; and a dask array, whose blocks are
+assembled on the workers from its chunks, so the adjacency never passes
+through the driver, which only gathers O(n) per-vertex statistics
+(out-degrees, out-weights, in-degrees) and the validation counts.
 """
 
 from __future__ import annotations
@@ -51,6 +60,38 @@ class SourceBlock:
     @property
     def n_vertices(self) -> int:
         return self.transition.shape[1]
+
+
+@dataclass(frozen=True)
+class TargetBlock:
+    """The in-edges of the target vertices ``start .. stop - 1``.
+
+    Attributes
+    ----------
+    index, n_blocks : int
+        This block's position among the ``n_blocks`` partitions.
+    start, stop : int
+        Its target vertices.
+    inflow : scipy.sparse.csr_array of shape (stop - start, n_vertices)
+        Columns ``start .. stop - 1`` of the row-normalised adjacency
+        ``D^-1 A``, transposed: ``inflow @ x`` is ``(P^T x)[start:stop]``,
+        the rank that flows into the block along its in-edges.
+    """
+
+    index: int
+    n_blocks: int
+    start: int
+    stop: int
+    inflow: sp.csr_array
+
+    @property
+    def n_vertices(self) -> int:
+        return self.inflow.shape[1]
+
+    @property
+    def units(self) -> float:
+        """Work of one step on the block: in-edges plus vertices."""
+        return float(self.inflow.nnz + self.stop - self.start)
 
 
 def balanced_bounds(cost: np.ndarray, n_blocks: int) -> np.ndarray:
@@ -112,6 +153,7 @@ class _Graph:
     n_edges: int
     out_degree: np.ndarray
     out_weight: np.ndarray
+    in_degree: np.ndarray
 
     @property
     def dangling(self) -> np.ndarray:
@@ -124,8 +166,17 @@ class _Graph:
 
     def units(self, bounds: np.ndarray) -> list[float]:
         """Work units (edges + vertices) of the blocks between ``bounds``."""
-        cum = np.concatenate([[0], np.cumsum(self.out_degree)])
-        return [float(cum[hi] - cum[lo] + hi - lo) for lo, hi in zip(bounds[:-1], bounds[1:])]
+        return _block_units(self.out_degree, bounds)
+
+    def target_bounds(self, n_blocks: int) -> np.ndarray:
+        """Vertex bounds of ``n_blocks`` target blocks balanced by in-edges plus vertices."""
+        return balanced_bounds(self.in_degree + 1.0, n_blocks)
+
+
+def _block_units(degree: np.ndarray, bounds: np.ndarray) -> list[float]:
+    """Edges plus vertices of the blocks between ``bounds``, given every vertex's degree."""
+    cum = np.concatenate([[0], np.cumsum(degree)])
+    return [float(cum[hi] - cum[lo] + hi - lo) for lo, hi in zip(bounds[:-1], bounds[1:])]
 
 
 class LocalGraph(_Graph):
@@ -152,6 +203,7 @@ class LocalGraph(_Graph):
         self._A = A
         self.out_weight = np.asarray(A.sum(axis=1), dtype=np.float64).ravel()
         self.out_degree = np.diff(A.indptr)
+        self.in_degree = np.bincount(A.indices, minlength=self.n_vertices)
         self.n_edges = int(A.nnz)
 
     def blocks(self, n_blocks: int) -> tuple[list[SourceBlock], list[float]]:
@@ -163,18 +215,36 @@ class LocalGraph(_Graph):
         ]
         return parts, self.units(bounds)
 
+    def target_blocks(self, n_blocks: int) -> list[TargetBlock]:
+        """``n_blocks`` target blocks (see :meth:`target_bounds`)."""
+        bounds = self.target_bounds(n_blocks)
+        inflow = sp.csr_array(_normalised(self._A.copy(), self.out_weight).T)
+        return [
+            TargetBlock(b, n_blocks, int(lo), int(hi), inflow[lo:hi])
+            for b, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:]))
+        ]
+
 
 # -- dask arrays ----------------------------------------------------------
 def _cell(chunk: Any) -> sp.csr_array:
     return sp.csr_array(chunk, dtype=np.float64)
 
 
-def _row_stats(weighted: bool, *cells: Any) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """Worker side: out-degree, out-weight, negatives and non-finite values of a row chunk."""
+def _row_stats(weighted: bool, *cells: Any) -> tuple[tuple[np.ndarray, np.ndarray, int, int], np.ndarray]:
+    """Worker side: out-degree, out-weight, negatives and non-finite values of a row chunk; its in-degrees."""
     A = _edges_only(sp.hstack([_cell(c) for c in cells], format="csr"), weighted)
     n_negative = int((A.data < 0).sum())
     n_nonfinite = int((~np.isfinite(A.data)).sum())
-    return np.diff(A.indptr), np.asarray(A.sum(axis=1)).ravel(), n_negative, n_nonfinite
+    in_degree = np.bincount(A.indices, minlength=A.shape[1])
+    return (np.diff(A.indptr), np.asarray(A.sum(axis=1)).ravel(), n_negative, n_nonfinite), in_degree
+
+
+def _tree_sum(parts: list[Any]) -> Any:
+    """A delayed sum of delayed arrays by pairs, so that no one task holds them all."""
+    while len(parts) > 1:
+        pairs = [parts[i : i + 2] for i in range(0, len(parts), 2)]
+        parts = [dask.delayed(np.add, pure=True)(*p) if len(p) == 2 else p[0] for p in pairs]
+    return parts[0]
 
 
 def _assemble(
@@ -201,6 +271,33 @@ def _assemble(
     A = sp.vstack(rows, format="csr")[start - first_row : stop - first_row]
     P = _normalised(_edges_only(A, weighted), out_weight)
     return SourceBlock(index, n_blocks, start, stop, P)
+
+
+def _assemble_target(
+    index: int,
+    n_blocks: int,
+    start: int,
+    stop: int,
+    first_col: int,
+    n_col_chunks: int,
+    row_starts: np.ndarray,
+    out_weight: np.ndarray,
+    weighted: bool,
+    *cells: Any,
+) -> TargetBlock:
+    """Worker side: one target block from the chunks covering its columns, in every row chunk.
+
+    ``cells`` are, row chunk by row chunk, the ``n_col_chunks`` chunks that
+    cover columns ``start .. stop - 1``; the first of them starts at column
+    ``first_col``; row chunk ``r`` holds rows ``row_starts[r] ..
+    row_starts[r + 1] - 1``.
+    """
+    pieces = []
+    for r, at in enumerate(range(0, len(cells), n_col_chunks)):
+        A = sp.hstack([_cell(c) for c in cells[at : at + n_col_chunks]], format="csr")
+        A = _edges_only(A[:, start - first_col : stop - first_col], weighted)
+        pieces.append(_normalised(A, out_weight[row_starts[r] : row_starts[r + 1]]))
+    return TargetBlock(index, n_blocks, start, stop, sp.csr_array(sp.vstack(pieces, format="csr").T))
 
 
 class DaskGraph(_Graph):
@@ -240,11 +337,13 @@ class DaskGraph(_Graph):
         self.timeout = timeout
         self._cells = adjacency.to_delayed()
         self._row_starts = np.concatenate([[0], np.cumsum(adjacency.chunks[0])]).astype(int)
-        stats = [dask.delayed(_row_stats, pure=True)(weighted, *row) for row in self._cells]
-        futures = client.compute(stats)
+        self._col_starts = np.concatenate([[0], np.cumsum(adjacency.chunks[1])]).astype(int)
+        stats = [dask.delayed(_row_stats, pure=True, nout=2)(weighted, *row) for row in self._cells]
+        # per row chunk: O(rows) statistics; the in-degrees (O(n) each) are summed on the workers
+        futures = client.compute([s[0] for s in stats] + [_tree_sum([s[1] for s in stats])])
         try:
             wait(futures, timeout=timeout)
-            results = client.gather(futures)
+            *results, in_degree = client.gather(futures)
         except TimeoutError as exc:
             raise TimeoutError(
                 f"the pass over the adjacency's chunks did not finish within {timeout:g} s"
@@ -255,6 +354,7 @@ class DaskGraph(_Graph):
         _check_values(sum(negative), sum(nonfinite))
         self.out_degree = np.concatenate(degree)
         self.out_weight = np.concatenate(weight)
+        self.in_degree = np.asarray(in_degree)
         self.n_edges = int(self.out_degree.sum())
 
     def blocks(self, n_blocks: int) -> tuple[list[Future], list[float]]:
@@ -276,3 +376,26 @@ class DaskGraph(_Graph):
             )
         futures = self.client.compute(parts)
         return futures, self.units(bounds)
+
+    def target_blocks(self, n_blocks: int, workers: list[str]) -> list[Future]:
+        """Futures of ``n_blocks`` target blocks, block ``b`` computed on and kept by ``workers[b]``.
+
+        The out-weights go to the cluster once; every block reads, from each
+        row chunk, the chunks that cover its columns.
+        """
+        if len(workers) != n_blocks:
+            raise ValueError(f"{n_blocks} target blocks need as many workers, got {len(workers)}")
+        bounds = self.target_bounds(n_blocks)
+        weights = self.client.scatter(self.out_weight, broadcast=False)
+        last = self._cells.shape[1] - 1
+        futures = []
+        for b, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+            # the column chunks that overlap [lo, hi) (at least one, for an empty block)
+            c0 = min(int(np.searchsorted(self._col_starts, lo, side="right")) - 1, last)
+            c1 = max(c0 + 1, int(np.searchsorted(self._col_starts, hi, side="left")))
+            part = dask.delayed(_assemble_target, pure=True)(
+                b, n_blocks, int(lo), int(hi), int(self._col_starts[c0]), c1 - c0, self._row_starts,
+                weights, self.weighted, *self._cells[:, c0:c1].ravel().tolist(),
+            )
+            futures.append(self.client.compute(part, workers=[workers[b]], allow_other_workers=False))
+        return futures

@@ -26,6 +26,22 @@ extra ``(factor - 1) * natural + delay`` seconds on a
 Results and exceptions pass through unchanged; coroutine tasks and tasks
 sent to a non-thread executor are left alone.
 
+Emulated work: a small host standing in for a cluster
+------------------------------------------------------
+Fifteen workers sharing two cores do not behave like fifteen machines: their
+real compute runs one after another, so whoever straggles, a round costs the
+total work of all workers, and a scheme that places replicas pays for them
+twice. With ``unit_seconds > 0`` every task that declares its work units
+(the ``quorum_units`` annotation, see
+:mod:`~dask_quorum.pipeline.recorder`; ASAP steps declare theirs too) also
+waits ``factor * unit_seconds * units``, on *every* worker: the time the
+task would take on a machine of its own, times the worker's current
+slowdown. The waits are sleeps, so they overlap like work on separate
+machines do, and the slow/fast ratios of a chain or a replayed trace hold
+for that emulated work exactly. Tasks without declared units (other
+libraries' graphs) get no emulated work, so only compare contenders that
+declare theirs under it.
+
 Replaying a recorded trace
 --------------------------
 Instead of a Markov chain per worker, the injector can replay measured
@@ -54,6 +70,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -66,6 +83,7 @@ from dask._task_spec import GraphNode
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from ._checks import WorkerId, _check_number, _check_worker_ids
+from .recorder import UNITS_ANNOTATION
 from .replay import TraceReplay
 
 if TYPE_CHECKING:
@@ -240,10 +258,11 @@ def slow_states(
 
 
 class InjectionRecord(NamedTuple):
-    """One task executed by a worker that has a :class:`Slowdown` or replays a trace.
+    """One task executed by a worker that has a :class:`Slowdown`, replays a trace, or emulates work.
 
-    A slow task waits ``(factor - 1) * natural + delay`` seconds after its
-    natural run; ``added`` is the time actually waited.
+    A task waits ``factor * work + (factor - 1) * natural + delay`` seconds
+    after its natural run (``factor = 1``, no delay, when fast); ``added`` is
+    the time actually waited.
     """
 
     #: Position of the task in the worker's chain or replay (0 for the first
@@ -261,6 +280,8 @@ class InjectionRecord(NamedTuple):
     factor: float = 1.0
     #: Additive delay applied, in seconds (0.0 when fast).
     delay: float = 0.0
+    #: Emulated work of the task, ``unit_seconds * units`` (before the factor).
+    work: float = 0.0
 
 
 class _SlowedNode(GraphNode):
@@ -269,7 +290,7 @@ class _SlowedNode(GraphNode):
     Called by the worker in its executor thread as ``node(data)``.
     """
 
-    __slots__ = ("original", "injector", "index", "slow", "factor", "delay")
+    __slots__ = ("original", "injector", "index", "slow", "factor", "delay", "work")
 
     def __init__(
         self,
@@ -279,6 +300,7 @@ class _SlowedNode(GraphNode):
         slow: bool,
         factor: float = 1.0,
         delay: float = 0.0,
+        work: float = 0.0,
     ):
         self.key = original.key
         self._dependencies = original.dependencies
@@ -288,6 +310,7 @@ class _SlowedNode(GraphNode):
         self.slow = slow
         self.factor = factor if slow else 1.0
         self.delay = delay if slow else 0.0
+        self.work = work
 
     def __call__(self, values: Any = ()) -> Any:
         start = time.perf_counter()
@@ -301,17 +324,10 @@ class _SlowedNode(GraphNode):
 
     def _after(self, start: float) -> None:
         natural = time.perf_counter() - start
-        added = 0.0
         injector = self.injector
-        stop = injector._stop
-        if self.slow and stop is not None and not stop.is_set():
-            extra = (self.factor - 1.0) * natural + self.delay
-            begin = time.perf_counter()
-            # Event.wait blocks without spinning and ends early on teardown.
-            stop.wait(extra)
-            added = time.perf_counter() - begin
+        added = injector._wait(self.slow, self.factor, self.delay, natural, self.work)
         record = InjectionRecord(
-            self.index, self.key, self.slow, natural, added, self.factor, self.delay
+            self.index, self.key, self.slow, natural, added, self.factor, self.delay, self.work
         )
         injector._record(record)
 
@@ -378,6 +394,10 @@ class StragglerInjector(WorkerPlugin):
         run to run (see :func:`slow_states`). Unused by a replay.
     log_size : int, default=10_000
         Number of :class:`InjectionRecord` kept per worker (oldest dropped).
+    unit_seconds : float, default=0.0
+        Emulated seconds of work per declared work unit, on every worker
+        (slowed ones times their factor); see "Emulated work" in the module
+        docstring. 0 emulates nothing.
 
     Attributes
     ----------
@@ -394,7 +414,8 @@ class StragglerInjector(WorkerPlugin):
     ValueError
         On a key that is not a str or int, two keys naming the same worker
         (``0`` and ``"0"``), a value that is not a :class:`Slowdown`, a
-        negative or non-integer seed, or a ``log_size`` below 1.
+        negative or non-integer seed, a ``log_size`` below 1, or a negative
+        or non-finite ``unit_seconds``.
 
     Notes
     -----
@@ -415,6 +436,7 @@ class StragglerInjector(WorkerPlugin):
         *,
         seed: int = 0,
         log_size: int = DEFAULT_LOG_SIZE,
+        unit_seconds: float = 0.0,
     ):
         replay = slowdowns if isinstance(slowdowns, TraceReplay) else None
         if replay is not None:
@@ -433,10 +455,12 @@ class StragglerInjector(WorkerPlugin):
         _check_seed(seed)
         if isinstance(log_size, bool) or not isinstance(log_size, int) or log_size < 1:
             raise ValueError(f"log_size must be a positive integer, got {log_size!r}")
+        _check_number("unit_seconds", unit_seconds, 0.0)
 
         self.slowdowns: dict[WorkerId, Slowdown] = dict(slowdowns)
         self.replay: TraceReplay | None = replay
         self.seed = int(seed)
+        self.unit_seconds = float(unit_seconds)
         self.log: deque[InjectionRecord] = deque(maxlen=log_size)
         # Runtime state, created on the worker in ``setup``.
         self._worker: Worker | None = None
@@ -447,9 +471,10 @@ class StragglerInjector(WorkerPlugin):
         self._lock: threading.Lock | None = None
 
     def __repr__(self) -> str:
+        work = f", unit_seconds={self.unit_seconds:g}" if self.unit_seconds else ""
         if self.replay is not None:
-            return f"{type(self).__name__}({self.replay!r})"
-        return f"{type(self).__name__}({self.slowdowns!r}, seed={self.seed})"
+            return f"{type(self).__name__}({self.replay!r}{work})"
+        return f"{type(self).__name__}({self.slowdowns!r}, seed={self.seed}{work})"
 
     @property
     def workers(self) -> tuple[WorkerId, ...]:
@@ -507,7 +532,9 @@ class StragglerInjector(WorkerPlugin):
             )
 
     def transition(self, key: Any, start: str, finish: str, **kwargs: Any) -> None:
-        if finish != "executing" or self._schedule is None or self._worker is None:
+        if finish != "executing" or self._worker is None:
+            return
+        if self._schedule is None and not self.unit_seconds:
             return
         ts = self._worker.state.tasks.get(key)
         if ts is None or ts.run_spec is None:
@@ -523,13 +550,33 @@ class StragglerInjector(WorkerPlugin):
         if "ThreadPoolExecutor" not in str(type(self._worker.executors.get(executor))):
             logger.debug("Not slowing %r: executor %r is no thread pool", key, executor)
             return
-        slow, factor, delay = self._schedule.step()
-        ts.run_spec = _SlowedNode(run_spec, self, self._count, slow, factor, delay)
+        work = self._work((ts.annotations or {}).get(UNITS_ANNOTATION))
+        if self._schedule is None and not work:
+            return
+        slow, factor, delay = self._schedule.step() if self._schedule is not None else (False, 1.0, 0.0)
+        ts.run_spec = _SlowedNode(run_spec, self, self._count, slow, factor, delay, work)
         self._count += 1
+
+    def _work(self, units: Any) -> float:
+        """Emulated seconds of a task declaring ``units`` (0 without emulation or units)."""
+        if not self.unit_seconds or isinstance(units, bool) or not isinstance(units, (int, float)):
+            return 0.0
+        return self.unit_seconds * float(units) if math.isfinite(units) and units > 0 else 0.0
+
+    def _wait(self, slow: bool, factor: float, delay: float, natural: float, work: float) -> float:
+        """Wait out a task's slowdown and emulated work (cut short on teardown); the seconds waited."""
+        stop = self._stop
+        extra = factor * work + ((factor - 1.0) * natural + delay if slow else 0.0)
+        if extra <= 0 or stop is None or stop.is_set():
+            return 0.0
+        begin = time.perf_counter()
+        # Event.wait blocks without spinning and ends early on teardown.
+        stop.wait(extra)
+        return time.perf_counter() - begin
 
     # -- long-running loops ---------------------------------------------------
 
-    def slow_step(self, natural: float, key: Any) -> float:
+    def slow_step(self, natural: float, key: Any, units: float | None = None) -> float:
         """Slow one step of a long-running loop as if it were a task; return the seconds added.
 
         Work that runs outside Dask tasks (ASAP's per-worker loops) never
@@ -545,20 +592,19 @@ class StragglerInjector(WorkerPlugin):
             Seconds the step took.
         key : object
             Name of the step in the log.
+        units : float, optional
+            Work units of the step, for the emulated work (``unit_seconds``).
         """
-        if self._schedule is None or self._lock is None or self._stop is None:
+        work = self._work(units)
+        if (self._schedule is None and not work) or self._lock is None or self._stop is None:
             return 0.0
         with self._lock:
-            slow, factor, delay = self._schedule.step()
+            slow, factor, delay = self._schedule.step() if self._schedule is not None else (False, 1.0, 0.0)
             index = self._count
             self._count += 1
-        added = 0.0
-        if slow and not self._stop.is_set():
-            begin = time.perf_counter()
-            self._stop.wait((factor - 1.0) * natural + delay)
-            added = time.perf_counter() - begin
         factor, delay = (factor, delay) if slow else (1.0, 0.0)
-        self._record(InjectionRecord(index, key, slow, natural, added, factor, delay))
+        added = self._wait(slow, factor, delay, natural, work)
+        self._record(InjectionRecord(index, key, slow, natural, added, factor, delay, work))
         return added
 
     # -- log -----------------------------------------------------------------
@@ -611,6 +657,7 @@ def inject_stragglers(
     *,
     seed: int = 0,
     log_size: int = DEFAULT_LOG_SIZE,
+    unit_seconds: float = 0.0,
 ) -> StragglerInjector | Awaitable[StragglerInjector]:
     """Register a :class:`StragglerInjector`, replacing any previous one.
 
@@ -627,6 +674,10 @@ def inject_stragglers(
         deterministic).
     log_size : int, default=10_000
         Records kept per worker.
+    unit_seconds : float, default=0.0
+        Emulated seconds of work per declared work unit on every worker
+        (times the worker's slowdown factor): lets a small host emulate a
+        cluster of dedicated machines. See the module docstring.
 
     Returns
     -------
@@ -641,7 +692,7 @@ def inject_stragglers(
         names no worker of the cluster; the message lists the known workers.
         Nothing is registered then.
     """
-    injector = StragglerInjector(slowdowns, seed=seed, log_size=log_size)
+    injector = StragglerInjector(slowdowns, seed=seed, log_size=log_size, unit_seconds=unit_seconds)
     if client.asynchronous:
         return _inject_async(client, injector)
     workers = client.scheduler_info(n_workers=-1)["workers"]
@@ -700,7 +751,7 @@ async def _remove_async(client: Client) -> bool:
     return True
 
 
-def slow_step(worker: Worker, natural: float, key: Any) -> float:
+def slow_step(worker: Worker, natural: float, key: Any, units: float | None = None) -> float:
     """Apply ``worker``'s injected slowdown to one step of a long-running loop.
 
     A no-op (returns 0) when the worker has no :class:`StragglerInjector`
@@ -713,6 +764,8 @@ def slow_step(worker: Worker, natural: float, key: Any) -> float:
         Seconds the step took.
     key : object
         Name of the step in the injection log.
+    units : float, optional
+        Work units of the step (for emulated work).
 
     Returns
     -------
@@ -722,7 +775,7 @@ def slow_step(worker: Worker, natural: float, key: Any) -> float:
     plugin = worker.plugins.get(StragglerInjector.name)
     if not isinstance(plugin, StragglerInjector):
         return 0.0
-    return plugin.slow_step(natural, key)
+    return plugin.slow_step(natural, key, units)
 
 
 def _worker_records(dask_worker: Worker) -> list[InjectionRecord] | None:

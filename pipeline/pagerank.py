@@ -63,7 +63,6 @@ from dask_quorum import config
 
 from .adapt import ADAPTIVE_SCHEMES, OnlineAdapter, initial_code
 from .graph_blocks import DaskGraph, LocalGraph, SourceBlock
-from .history import rounds_to_dataset
 from .session import CodedSession
 
 logger = logging.getLogger(__name__)
@@ -271,27 +270,15 @@ def pagerank_by_rounds(
             "residual": np.asarray(residuals),
             "step": np.asarray(steps),
             "min_coeff": np.asarray(min_coeffs),
-            **session.membership_variables(),
         }
         if keep_params:
             variables["params"] = (("round", "vertex"), np.asarray(params))
-        history = rounds_to_dataset(
-            session.records,
-            session.all_workers,
-            variables=variables,
-            attrs={
-                "scheme": scheme,
-                "redundancy": session.code.redundancy,
-                "n_partitions": k,
-                "n_stragglers": session.code.n_stragglers,
-                "switches": str(adapter.switches) if adapter is not None else "[]",
-                "n_vertices": n,
-                "n_edges": graph.n_edges,
-                "damping": damping,
-                "tol": tol,
-                **session.membership_attrs(),
-            },
+        history = session.history(
+            variables,
+            scheme=scheme,
             started=started,
+            switches=adapter.switches if adapter is not None else (),
+            attrs={"n_vertices": n, "n_edges": graph.n_edges, "damping": damping, "tol": tol},
         )
     converged = bool(residuals) and residuals[-1] <= tol
     return PageRankFit(account.scores(), len(residuals), converged, account.residual, history)

@@ -3,6 +3,10 @@
 A :class:`FitReporter` sends a fit's coded assignment and a summary of each
 round to the :class:`~dask_quorum.pipeline.fitboard.FitBoard` on the
 scheduler, where the dashboard page ``/individual-stragglers`` shows them.
+A :class:`~dask_quorum.pipeline.session.CodedSession` reports every round;
+:func:`~dask_quorum.pipeline.asap_engine.run_asap` reports an ASAP run's
+identity assignment and a few rounds per page refresh with
+:meth:`FitReporter.summary` (``error_kind="consensus"`` or ``"residual"``).
 
 Reporting never holds a round up: :meth:`FitReporter.assignment` and
 :meth:`FitReporter.round` only put a small message in a bounded queue and
@@ -228,8 +232,9 @@ class FitReporter:
         busy : sequence of int, optional
             Workers still busy with an older round when it started.
         error : float, optional
-            Decoding error (coded rounds) or consensus error (ASAP).
-        error_kind : {"decoding", "consensus"}
+            Decoding error (coded rounds), consensus error (ASAP) or the
+            residual (an ASAP workload without replicas).
+        error_kind : {"decoding", "consensus", "residual"}
         stop : str, optional
             Why the round stopped.
         scheme : str, optional

@@ -21,6 +21,7 @@ from time import perf_counter
 from typing import Any
 
 import numpy as np
+import xarray as xr
 from dask.utils import parse_bytes
 from distributed import Client
 
@@ -28,6 +29,7 @@ from dask_quorum import config
 
 from .cluster import worker_addresses
 from .coding import GradientCode, make_code
+from .history import rounds_to_dataset
 from .membership import (
     HangDetector,
     MembershipEvent,
@@ -440,6 +442,53 @@ class CodedSession:
             "joined_workers": [e.worker for e in self.events if e.action == "joined"],
             "membership": str([(e.round, e.action, e.worker, e.reason) for e in self.events]),
         }
+
+    def history(
+        self,
+        variables: dict[str, Any],
+        *,
+        scheme: str,
+        started: float,
+        switches: Sequence[Any] = (),
+        attrs: dict[str, Any] | None = None,
+    ) -> xr.Dataset:
+        """The fit's ``history_``: the session's rounds and membership next to ``variables``.
+
+        Parameters
+        ----------
+        variables : dict
+            Per-round variables of the workload (``loss``, ``residual``, ...),
+            as for :func:`~dask_quorum.pipeline.history.rounds_to_dataset`.
+        scheme : str
+            The scheme the fit asked for (``auto`` stays ``auto``).
+        started : float
+            ``time.perf_counter()`` at the start of the fit.
+        switches : sequence, default=()
+            The online adapter's scheme switches.
+        attrs : dict, optional
+            Attributes of the workload, added to the session's own
+            (``scheme``, ``redundancy``, ``n_partitions``, ``n_stragglers``,
+            ``switches`` and the membership attributes).
+
+        Returns
+        -------
+        xarray.Dataset
+        """
+        return rounds_to_dataset(
+            self.records,
+            self.all_workers,
+            variables={**variables, **self.membership_variables()},
+            attrs={
+                "scheme": scheme,
+                "redundancy": self.code.redundancy,
+                "n_partitions": self.n_partitions,
+                "n_stragglers": self.code.n_stragglers,
+                "switches": str(list(switches)),
+                **(attrs or {}),
+                **self.membership_attrs(),
+            },
+            started=started,
+        )
 
     def close(self) -> None:
         """Cancel running tasks and release every replica."""

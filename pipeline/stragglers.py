@@ -23,11 +23,17 @@ worker did not report (:func:`latency_matrix`). For every worker ``i``:
   observed rounds; rounds in between in which it was not observed (NaN:
   the engine skips a worker still busy with an earlier round's task, so a
   10x straggler reports about one round in ten) are stepped over:
-  ``P(slow | slow) = (n_ss + a) / (n_ss + n_sf + 2a)`` and
-  ``P(slow | fast) = (n_fs + a) / (n_fs + n_ff + 2a)``, i.e. the posterior
-  mean under a ``Beta(a, a)`` prior (``a = prior``, default 1: add-one /
-  Laplace smoothing). Both stay strictly inside (0, 1) and are defined when
-  a state never occurs (then 1/2 for the unseen state's row).
+  ``P(slow | slow) = (n_ss + 2a m_s) / (n_ss + n_sf + 2a)`` and
+  ``P(slow | fast) = (n_fs + 2a m_f) / (n_fs + n_ff + 2a)``, i.e. the
+  posterior mean under a ``Beta(2a m, 2a (1 - m))`` prior of strength
+  ``2a`` (``a = prior``, default 1) centred on the *cluster's* pooled rate
+  ``m = (sum of the workers' counts + a) / (their trials + 2a)``
+  (empirical Bayes). A worker seen for a few rounds thus takes the
+  cluster's behaviour, not a coin flip: after three clean rounds a healthy
+  worker of fifteen gets P(slow | fast) of about 0.02, where add-one
+  smoothing would say 0.25 and make every plan expect a straggler in most
+  rounds. Both stay strictly inside (0, 1); a state no worker ever showed
+  gets 1/2.
 * **Latency per state.** A shifted exponential ``T = shift + Exp(rate)``
   per state with the maximum-likelihood estimates ``shift = min`` and
   ``1 / rate = mean - min`` (Lee et al., arXiv 1512.02673; per node:
@@ -928,6 +934,17 @@ class StragglerModel:
         return False
 
 
+def _shrunk(hits: np.ndarray, misses: np.ndarray, prior: float) -> np.ndarray:
+    """Per-worker transition probabilities shrunk towards the cluster's pooled one.
+
+    The posterior mean under a ``Beta(2a m, 2a (1 - m))`` prior whose mean
+    ``m`` is the pooled estimate ``(sum hits + a) / (sum trials + 2a)``:
+    a worker with few observed transitions takes the cluster's rate, not 1/2.
+    """
+    m = (hits.sum() + prior) / (hits.sum() + misses.sum() + 2 * prior)
+    return (hits + 2 * prior * m) / (hits + misses + 2 * prior)
+
+
 def fit_straggler_model(
     latencies: Any,
     *,
@@ -950,8 +967,9 @@ def fit_straggler_model(
         Names of the matrix columns, or the workers to keep (see
         :func:`latency_matrix`).
     prior : float, default=1.0
-        ``a`` of the ``Beta(a, a)`` prior of the transition probabilities
-        (1 = add-one smoothing). Must be > 0.
+        Strength ``a`` of the prior of the transition probabilities: worth
+        ``2a`` observed transitions at the cluster's pooled rate (see the
+        module docstring). Must be > 0.
 
     Returns
     -------
@@ -995,8 +1013,8 @@ def fit_straggler_model(
 
     p = slow.sum(axis=0) / n_rounds
     n_ss, n_sf, n_fs, n_ff = _transition_counts(observed, slow)
-    p_ss = (n_ss + prior) / (n_ss + n_sf + 2 * prior)
-    p_sf = (n_fs + prior) / (n_fs + n_ff + 2 * prior)
+    p_ss = _shrunk(n_ss, n_sf, prior)
+    p_sf = _shrunk(n_fs, n_ff, prior)
 
     fast = observed & ~slow
     pooled_fast = _shifted_exp(x[fast])  # every observed round has a fast worker: never empty

@@ -125,6 +125,32 @@ def test_halfway_injection_turns_a_worker_slow_after_the_switch(client4):
     assert (factors[:, 1:] == 1).all()
 
 
+def test_emulated_work_reaches_every_worker_in_every_scenario_kind(client4):
+    """--unit-seconds: every catalogue scenario carries it, and a no-straggler run still emulates."""
+    import dask
+
+    from dask_quorum.bench.suite import build_scenarios
+
+    picked, _ = build_scenarios(SuiteConfig(quick=True, unit_seconds=0.004), ["none", "persistent", "halfway"])
+    assert picked and all(s.unit_seconds == 0.004 for s in picked)
+    assert all("0.004 s per work unit" in s.describe() for s in picked)
+
+    workers = sorted(client4.scheduler_info(n_workers=-1)["workers"])
+    injection = Scenario("n", "none", 4, unit_seconds=0.004).injection(client4, workers)
+    injection.start()
+    try:
+        with dask.annotate(quorum_units=5):
+            futures = [client4.submit(np.sqrt, float(i), workers=[w], pure=False) for i, w in enumerate(workers)]
+        client4.gather(futures)
+        log = injection_log(client4)
+    finally:
+        injection.stop()
+    for w in workers:  # nobody is slowed, everybody does 5 units of emulated work
+        [r] = log[w]
+        assert not r.slow and r.work == pytest.approx(0.02) and r.added >= 0.95 * 0.02
+    assert injection_log(client4) == {}
+
+
 # -- the whole suite, quick ----------------------------------------------------------
 
 
@@ -162,6 +188,8 @@ def test_quick_suite_writes_csv_markdown_plots_and_docs(tmp_path, capsys):
         assert float(r["final_vs_opt"]) >= 1 - 1e-9  # nobody beats the exact optimum
         if r["family"] == "dask-quorum":
             assert int(r["rounds"]) >= 1 and float(r["bytes_out"]) > 0 and float(r["compute_s"]) > 0
+            # the engine's own account of the driver's payload: parameters out, sums back, per worker
+            assert float(r["node_bytes_per_round"]) > 0
     # sync and cyclic decode exactly: the same L-BFGS path (up to rounding), the same rounds to target
     for s in ("none", "persistent-10x-n4"):
         assert abs(int(by[(s, "sync")]["rounds_to_target"]) - int(by[(s, "cyclic")]["rounds_to_target"])) <= 1
@@ -219,7 +247,8 @@ def test_quick_suite_writes_csv_markdown_plots_and_docs(tmp_path, capsys):
 def test_targets_judge_never_and_missing_contenders():
     def outcome(name, t):
         return C.Outcome(name, C.contender_family(name), t, 5, 10, 1.0, 1.0, 1.0, np.zeros(1), np.zeros(1),
-                         bytes_out=1000.0 if name == "sync" else 200.0)
+                         bytes_out=1000.0 if name == "sync" else 200.0,
+                         node_bytes_per_round=1000.0 if name == "sync" else 200.0)
 
     def scenario(name, kind, n, factor=10):
         return Scenario(name, kind, n, factor=factor)

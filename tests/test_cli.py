@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -191,6 +192,35 @@ def test_profile_in_a_subprocess_against_a_tcp_scheduler(tmp_path):
     assert profile.workers == tuple(workers)
     assert profile.model.slow_workers() == [workers[0]]
     assert profile.scheduler == cluster.scheduler_address
+
+
+def test_a_worker_killed_during_profile_is_a_one_line_error(tmp_path):
+    """A real worker process dies mid-profile: exit 1 and one line naming the problem, no traceback."""
+    import signal
+    import time
+
+    from dask_quorum.pipeline.subprocess_cluster import SubprocessCluster
+
+    with SubprocessCluster(2, preload=None) as cluster:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dask_quorum", "profile", "--scheduler", cluster.address,
+             "--rounds", "200", "--task-seconds", "0.05", "--output", str(tmp_path / "p.nc")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "DASK_QUORUM__PROFILE__ROUND_TIMEOUT": "5s"},
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while "profiling 2 workers" not in (line := proc.stdout.readline()) and time.monotonic() < deadline:
+                assert line or proc.poll() is None, proc.stderr.read()
+            time.sleep(0.5)  # some rounds in
+            cluster.signal("w1", signal.SIGKILL)
+            _, stderr = proc.communicate(timeout=120)
+        finally:
+            proc.kill()
+    assert proc.returncode == 1, stderr
+    assert "Traceback" not in stderr
+    [line] = stderr.strip().splitlines()
+    assert line.startswith("dask-quorum profile: error: ")
 
 
 def test_the_cli_page_of_the_docs_covers_every_option():

@@ -18,6 +18,10 @@ import numpy as np
 import pytest
 from distributed import Client, Scheduler, SpecCluster, Worker, wait
 from distributed.utils_test import async_poll_for, gen_cluster, inc
+from sklearn.datasets import load_breast_cancer
+from sklearn.preprocessing import StandardScaler
+
+from dask_quorum import LogisticRegression
 
 from dask_quorum.pipeline.dashboard import (
     ROUTE,
@@ -112,7 +116,7 @@ async def test_page_shows_the_board_and_follows_the_latest_fit(c, s):
         page.update()
         assert page.select.value == "second"  # followed: the newest
         assert [v for v, _ in page.select.options] == ["second", "first"]
-        assert page.error_figure.title.text == "Consensus error"
+        assert page.error_figure.title.text.startswith("Consensus error")
         assert columns(page.assignment)["worker"] == []
         page.select.value = "first"  # the viewer picks one: it stays
         board.report("second", [{"kind": "close"}])
@@ -164,9 +168,28 @@ async def test_register_without_dashboard_installs_recorder_and_board(c, s, a):
 # --------------------------------------------------------------------------
 
 
+def asap_fits(dask_scheduler):
+    """Closed ASAP fits on the board: token -> reported round indices (run on the scheduler)."""
+    board = board_of(dask_scheduler)
+    return {t: [r.index for r in f.rounds] for t, f in board.fits.items() if f.scheme == "asap" and f.closed}
+
+
+def fit_asap(client) -> dict:
+    """An ASAP fit (no stragglers yet: a second), and what the board got of it."""
+    X, y = load_breast_cancer(return_X_y=True)
+    est = LogisticRegression(scheme="asap", tol=1e-6, max_iter=2000, random_state=0, client=client)
+    est.fit(StandardScaler().fit_transform(X), y)
+    deadline = time.monotonic() + 20
+    while not (fits := client.run_on_scheduler(asap_fits)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [(token, rounds)] = fits.items()
+    assert rounds[-1] == est.n_iter_ - 1
+    return {"asap_token": token, "asap_rounds": rounds}
+
+
 @pytest.fixture(scope="module")
 def live_fit():
-    """An in-process cluster, ``register`` once, and a coded fit reported to the board."""
+    """An in-process cluster, ``register`` once, an ASAP fit then a coded fit reported to the board."""
     names = [SCRIPT, IMG, "w2", "w3"]
     spec = {name: {"cls": Worker, "options": {"nthreads": 1}} for name in names}
     with SpecCluster(
@@ -176,6 +199,7 @@ def live_fit():
         client.wait_for_workers(4, timeout=30)
         url = register(client)
         assert register(client) == url  # idempotent
+        asap = fit_asap(client)
         by_name = {info["name"]: addr for addr, info in client.scheduler_info(n_workers=-1)["workers"].items()}
         slow = by_name[SCRIPT]
         inject_stragglers(
@@ -195,7 +219,7 @@ def live_fit():
                        "workers": list(session.workers)}
         finally:
             remove_stragglers(client)
-        yield {"cluster": cluster, "client": client, "url": url, "slow": slow, **fit}
+        yield {"cluster": cluster, "client": client, "url": url, "slow": slow, **fit, **asap}
 
 
 def fetch(url: str) -> str:
@@ -374,6 +398,24 @@ def test_page_in_a_real_browser(live_fit, browser, artifacts):
         assert image.size[0] >= 1000
         colors = image.getcolors(maxcolors=1 << 16)  # None: more colours than that
         assert colors is None or len(colors) > 100  # drawn plots, not a blank page
+
+    # the viewer picks the earlier ASAP fit in the menu: its rounds and consensus errors come in
+    browser.execute_script(
+        'Bokeh.documents[0].get_model_by_name("quorum-fit").value = arguments[0];', live_fit["asap_token"]
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        sources = browser.execute_script(PAGE_STATE, list(SOURCES))["sources"]
+        if sources["quorum-rounds"]["index"] == live_fit["asap_rounds"]:
+            break
+        time.sleep(0.25)
+    else:
+        pytest.fail(f"the page never showed the ASAP fit's rounds; last: {sources['quorum-rounds']}")
+    errors = sources["quorum-rounds"]["error"]
+    assert all(e > 0 for e in errors) and errors[0] > errors[-1]  # consensus errors, shrinking
+    assert sources["quorum-rounds-table"]["stop"][0] == "converged"  # newest first: the final round
+    assert sorted(sources["quorum-assignment"]["weight"]) == [1.0] * 4  # one partition per worker
+    assert browser.save_screenshot(str(artifacts / "individual-stragglers-asap.png"))
 
 
 # --------------------------------------------------------------------------

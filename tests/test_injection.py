@@ -112,6 +112,45 @@ async def test_slow_worker_compute_interval(c, s, a, b):
 
 
 @gen_cluster(client=True, nthreads=TWO_WORKERS)
+async def test_emulated_work_scales_with_units_and_factor_on_every_worker(c, s, a, b):
+    """unit_seconds * units on every worker, times the factor of a slowed one; none without units."""
+    import dask
+
+    rec = add_recorder(s)
+    factor, unit = 3.0, 0.02
+    await inject_stragglers(c, {a.name: Slowdown(factor=factor)}, unit_seconds=unit)
+    with dask.annotate(quorum_units=4):
+        slow = c.submit(inc, 1, workers=[a.address], pure=False)
+        fast = c.submit(inc, 2, workers=[b.address], pure=False)
+    plain = c.submit(inc, 3, workers=[b.address], pure=False)  # declares no units
+    assert await c.gather([slow, fast, plain]) == [2, 3, 4]
+
+    log = await injection_log(c)
+    [rs] = log[a.address]
+    assert rs.slow and rs.work == pytest.approx(4 * unit)
+    assert rs.added >= 0.95 * factor * 4 * unit  # the slow worker's emulated work is slowed too
+    [rf] = [r for r in log[b.address] if r.key == fast.key]
+    assert not rf.slow and rf.work == pytest.approx(4 * unit)  # b is emulated, though never slowed
+    assert 0.95 * 4 * unit <= rf.added < factor * 4 * unit
+    assert all(r.key != plain.key for r in log[b.address])  # untouched: no units, no slowdown
+    assert rec.compute[slow.key] >= 0.99 * (rs.natural + rs.added)
+    assert rec.compute[plain.key] < unit
+    assert "unit_seconds=0.02" in repr(a.plugins[NAME])
+
+
+@gen_cluster(client=True, nthreads=TWO_WORKERS)
+async def test_emulated_work_of_long_running_steps(c, s, a, b):
+    from dask_quorum.pipeline.injection import slow_step
+
+    await inject_stragglers(c, {}, unit_seconds=0.01)
+    added = await asyncio.to_thread(slow_step, b, 0.0, "step-0", 3)
+    assert added >= 0.95 * 0.03
+    assert await asyncio.to_thread(slow_step, b, 0.0, "step-1") == 0.0  # no units, nothing to emulate
+    [r] = records(b)
+    assert (r.key, r.slow, r.work) == ("step-0", False, pytest.approx(0.03))
+
+
+@gen_cluster(client=True, nthreads=TWO_WORKERS)
 async def test_applies_to_dask_array_tasks(c, s, a, b):
     rec = add_recorder(s)
     delay = 0.03
@@ -325,6 +364,8 @@ def test_slowdown_validation(kwargs, match):
         ({0: Slowdown()}, {"seed": -1}, "seed must be a non-negative integer"),
         ({0: Slowdown()}, {"seed": 1.5}, "seed must be a non-negative integer"),
         ({0: Slowdown()}, {"log_size": 0}, "log_size must be a positive integer"),
+        ({0: Slowdown()}, {"unit_seconds": -0.1}, "unit_seconds"),
+        ({0: Slowdown()}, {"unit_seconds": float("nan")}, "unit_seconds"),
     ],
 )
 def test_injector_validation(slowdowns, kwargs, match):

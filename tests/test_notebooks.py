@@ -11,6 +11,7 @@ import pytest
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 #: Notebooks that must be there (every notebook in the folder is checked and run).
 EXPECTED = [
+    "asap_vs_coded_vs_sync.ipynb",
     "pagerank_on_a_large_graph.ipynb",
     "profile_and_choose_a_scheme.ipynb",
     "quickstart.ipynb",

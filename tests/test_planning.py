@@ -185,6 +185,29 @@ def test_plan_with_one_persistent_straggler_recommends_a_tolerant_exact_code():
     assert "uncoded" in result.reason  # faster-but-inexact schemes are named
 
 
+def test_a_model_from_thirteen_rounds_recommends_coding_around_a_persistent_straggler():
+    """What scheme="auto" sees at its second re-fit (rounds 3 + 10): one worker 12x slow throughout.
+
+    With transition rows shrunk towards the cluster's pooled rate, the healthy
+    workers are expected to stay healthy. Under add-one smoothing (P(slow|fast)
+    = 1/13 for each of 14 healthy workers) the plan expected a second
+    straggler in most rounds and kept ``sync`` for the whole fit.
+    """
+    from dask_quorum.pipeline.stragglers import fit_straggler_model
+
+    rng = np.random.default_rng(0)
+    x = 1e-5 * (1 + 0.05 * rng.random((13, 15)))
+    x[1:, 4] *= 12
+    model = fit_straggler_model(x)
+    healthy = np.arange(15) != 4
+    assert model.slow_workers() == [model.workers[4]]
+    assert (model.p_slow_fast[healthy] < 0.01).all()
+    result = plan(model, schemes=("sync", "cyclic", "heterogeneous"), redundancy=2, error_tol=1e-9,
+                  n_rounds=200, random_state=0, rows_per_partition=4000)
+    assert result.recommended != "sync"
+    assert result.table.loc[result.recommended, "mean_time"] < 0.6 * result.table.loc["sync", "mean_time"]
+
+
 def test_plan_heterogeneous_has_the_lowest_error_under_two_persistent_stragglers():
     # redundancy 3: the quorum (6 of 8) does not need the stragglers, so
     # approximate codes decode from the six fast workers.

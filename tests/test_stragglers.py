@@ -107,7 +107,7 @@ def test_data3_no_false_slow_node(traces):
     assert model.slow_workers() == []
     assert model.p.max() <= 0.15
     # no persistence: the few slow rounds rarely follow each other
-    # (never-slow workers sit at the prior's 1/2)
+    # (never-slow workers take the cluster's pooled P(slow|slow))
     assert model.p_slow_slow[model.p > 0].max() < 0.3
 
 
@@ -323,11 +323,15 @@ def test_straggle_indicator_is_strict_and_per_round():
     x = [[1.0, 1.0, 2.0], [1.0, 1.0, 2.01], [np.nan, 3.0, 7.0], [1.0, 1.0, 1.0]]
     model = fit_straggler_model(x, threshold=2.0)
     np.testing.assert_allclose(model.p, [0.0, 0.0, 0.25])
-    # pairs (0,1) fast->slow, (1,2) slow->fast, (2,3) fast->fast; add-one prior
-    assert model.p_slow_slow[2] == pytest.approx(1 / 3)
-    assert model.p_slow_fast[2] == pytest.approx(2 / 4)
-    # worker "0" is not observed in round 2: its pairs are (0,1) and (1,3), both fast->fast
-    assert model.p_slow_fast[0] == pytest.approx(1 / 4)
+    # worker "2": pairs (0,1) fast->slow, (1,2) slow->fast, (2,3) fast->fast;
+    # worker "0" is not observed in round 2: its pairs are (0,1) and (1,3), both fast->fast;
+    # worker "1": three fast->fast pairs. The prior (a = 1) is worth two transitions at the
+    # cluster's pooled rate: slow row 0 of 1 -> m_s = 1/3; fast row 1 of 7 -> m_f = 2/9.
+    m_s, m_f = (0 + 1) / (1 + 2), (1 + 1) / (7 + 2)
+    assert model.p_slow_slow[2] == pytest.approx((0 + 2 * m_s) / (1 + 2))
+    assert model.p_slow_fast[2] == pytest.approx((1 + 2 * m_f) / (2 + 2))
+    assert model.p_slow_fast[0] == pytest.approx((0 + 2 * m_f) / (2 + 2))
+    assert model.p_slow_fast[1] == pytest.approx((0 + 2 * m_f) / (3 + 2))
 
 
 @needs_traces

@@ -86,6 +86,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "with many small tasks)")
     parser.add_argument("--budget", type=float, default=0.0,
                         help="seconds per unit of slowdown of replayed traces (default 0: ratios only)")
+    parser.add_argument("--unit-seconds", type=float, default=0.0,
+                        help="emulated seconds of work per work unit on every worker, times its "
+                        "slowdown (default 0: real compute only). Lets a small host behave like a "
+                        "cluster of dedicated machines; skips dask-ml, whose tasks declare no units")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-plots", action="store_true", help="skip the PNGs (no matplotlib needed)")
     parser.add_argument("--update-docs", nargs="?", type=Path, const=(root / "docs") if root else Path("docs"),
@@ -118,6 +122,10 @@ def _command(args: argparse.Namespace) -> str:
         parts.append(f"--max-iter {args.max_iter}")
     if args.rows:
         parts.append(f"--rows {args.rows}")
+    if args.unit_seconds:
+        parts.append(f"--unit-seconds {args.unit_seconds:g}")
+    if args.budget:
+        parts.append(f"--budget {args.budget:g}")
     return " ".join(parts)
 
 
@@ -151,6 +159,7 @@ def main(args: argparse.Namespace) -> int:
         p_slow_fast=args.p_slow_fast,
         delay=args.delay,
         budget=args.budget,
+        unit_seconds=args.unit_seconds,
         seed=args.seed,
     )
     machine = describe_machine()

@@ -84,7 +84,11 @@ class Outcome:
     solver iterations (dask-ml, scikit-learn; -1 when not reported).
     ``time_to_target_s`` is ``inf`` and ``rounds_to_target`` -1 when the
     target was never reached. Bytes and compute seconds are NaN until the
-    cluster's counters are read around the fit.
+    cluster's counters are read around the fit. ``node_bytes_per_round``
+    is the engine's own account of the payload through the busiest node per
+    round (``history_["bytes_max_node"]``: the driver for the driver-centred
+    schemes, one worker for ``asap``, whose worker-to-worker RPC messages the
+    cluster's transfer counters do not see); NaN for other families.
     """
 
     contender: str
@@ -99,6 +103,7 @@ class Outcome:
     curve_loss: np.ndarray = field(repr=False)
     bytes_out: float = float("nan")
     compute_s: float = float("nan")
+    node_bytes_per_round: float = float("nan")
     note: str = ""
 
 
@@ -198,6 +203,7 @@ def run_quorum(
         fit_s=fit_s,
         curve_s=elapsed,
         curve_loss=losses,
+        node_bytes_per_round=float(h["bytes_max_node"].mean()) if "bytes_max_node" in h else float("nan"),
         note=note,
     )
 

@@ -68,6 +68,7 @@ def result_rows(result) -> list[dict]:
                 "fit_s": o.fit_s,
                 "bytes_out": o.bytes_out,
                 "bytes_per_round": o.bytes_out / o.rounds if o.rounds > 0 else math.nan,
+                "node_bytes_per_round": o.node_bytes_per_round,
                 "compute_s": o.compute_s,
                 "oracle_s": r.oracle_s,
                 "oracle_rounds": r.oracle_rounds,
@@ -110,8 +111,8 @@ def _bytes(x: float) -> str:
 def _scenario_table(workload, rows: list[dict]) -> list[str]:
     lines = [
         "| contender | time to target [s] | speed-up vs sync | x oracle | rounds to target | rounds "
-        f"| {workload.loss_label} | bytes / round | compute [s] | fit [s] |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| {workload.loss_label} | bytes / round | busiest node / round | compute [s] | fit [s] |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
@@ -120,7 +121,8 @@ def _scenario_table(workload, rows: list[dict]) -> list[str]:
             f"| {_num(row['x_oracle'], '.2f')} "
             f"| {row['rounds_to_target'] if row['rounds_to_target'] > 0 else '-'} "
             f"| {row['rounds'] if row['rounds'] > 0 else '-'} | {row['final_vs_opt']:{workload.loss_format}} "
-            f"| {_bytes(row['bytes_per_round'])} | {_num(row['compute_s'], '.2f')} | {row['fit_s']:.2f} |"
+            f"| {_bytes(row['bytes_per_round'])} | {_bytes(row['node_bytes_per_round'])} "
+            f"| {_num(row['compute_s'], '.2f')} | {row['fit_s']:.2f} |"
         )
     return lines
 

@@ -95,6 +95,12 @@ class Scenario:
         Replication factor of the coded schemes in this scenario.
     seed : int, default=0
         Seed of the Markov chains.
+    unit_seconds : float, default=0.0
+        Emulated seconds of work per declared work unit on every worker,
+        times its slowdown factor (see "Emulated work" in
+        :mod:`~dask_quorum.pipeline.injection`): makes a small host behave
+        like a cluster of dedicated machines. Applies in every kind,
+        ``none`` included; only tasks that declare work units get it.
     """
 
     name: str
@@ -111,6 +117,7 @@ class Scenario:
     switch_s: float = 0.0
     redundancy: int = 2
     seed: int = 0
+    unit_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -138,6 +145,10 @@ class Scenario:
 
     def describe(self) -> str:
         """One sentence for the tables."""
+        emulated = f"; every task emulates {self.unit_seconds:g} s per work unit" if self.unit_seconds else ""
+        return self._describe() + emulated
+
+    def _describe(self) -> str:
         if self.kind == "none":
             return f"{self.n_workers} workers, no stragglers"
         if self.kind == "persistent":
@@ -229,15 +240,19 @@ class Injection:
         self._armed = False
         self._injected = False
 
-    def _inject(self) -> None:
+    def _inject(self, slowed: bool = True) -> None:
+        """Register the scenario's injector (``slowed=False``: the emulated work only)."""
         s = self.scenario
-        if s.kind == "persistent":
+        work = dict(unit_seconds=s.unit_seconds)
+        if not slowed or s.kind == "none":
+            inject_stragglers(self.client, {}, **work)
+        elif s.kind == "persistent":
             spec = s.slowdown()
-            inject_stragglers(self.client, {w: spec for w in self.workers[: s.n_slow]}, seed=s.seed)
+            inject_stragglers(self.client, {w: spec for w in self.workers[: s.n_slow]}, seed=s.seed, **work)
         elif s.kind == "trace":
-            inject_stragglers(self.client, s.replay(self.workers))
+            inject_stragglers(self.client, s.replay(self.workers), **work)
         elif s.kind == "halfway":
-            inject_stragglers(self.client, {self.workers[0]: s.slowdown()}, seed=s.seed)
+            inject_stragglers(self.client, {self.workers[0]: s.slowdown()}, seed=s.seed, **work)
 
     def _switch(self) -> None:
         with self._lock:
@@ -250,9 +265,12 @@ class Injection:
     def start(self) -> None:
         """Apply the slowdowns (``halfway``: arm the timer) for the next fit."""
         with self._lock:
-            if self.scenario.kind == "none":
+            if self.scenario.kind == "none" and not self.scenario.unit_seconds:
                 return
             if self.scenario.kind == "halfway":
+                if self.scenario.unit_seconds:  # emulated work from the start, the slowdown later
+                    self._inject(slowed=False)
+                    self._injected = True
                 self._armed = True
                 self._timer = threading.Timer(self.scenario.switch_s, self._switch)
                 self._timer.daemon = True

@@ -114,6 +114,10 @@ class SuiteConfig:
         Extra seconds per slow task (persistent, halfway).
     budget : float, default=0.0
         Seconds per unit of slowdown of a replayed trace.
+    unit_seconds : float, default=0.0
+        Emulated seconds of work per work unit on every worker, in every
+        scenario and in the calibration (:class:`Scenario`). dask-ml's tasks
+        declare no work units, so its contenders are skipped then.
     seed : int, default=0
     """
 
@@ -131,6 +135,7 @@ class SuiteConfig:
     p_slow_fast: float = 0.3
     delay: float = 0.0
     budget: float = 0.0
+    unit_seconds: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -218,7 +223,7 @@ def _catalogue(cfg: SuiteConfig) -> dict[str, Scenario | str]:
             else f"no traces file at {cfg.traces} (give --traces)"
         )
     out["halfway-10x"] = Scenario("halfway-10x", "halfway", base, factor=10, delay=cfg.delay, seed=cfg.seed)
-    return out
+    return {k: replace(s, unit_seconds=cfg.unit_seconds) if isinstance(s, Scenario) else s for k, s in out.items()}
 
 
 def build_scenarios(cfg: SuiteConfig, names: Sequence[str]) -> tuple[list[Scenario], list[str]]:
@@ -306,10 +311,15 @@ class _Calibration:
 
 
 def _calibrate(cfg: SuiteConfig, workload: Workload, client: Client, workers: list[str]) -> _Calibration:
-    """The bare floor, then a synchronous fit without stragglers (which also warms the cluster up)."""
+    """The bare floor, then a synchronous fit without stragglers (which also warms the cluster up).
+
+    With emulated work (``cfg.unit_seconds``) the fit emulates it too, so the
+    oracle's work per round includes it.
+    """
     floor_s = seconds_per_call(lambda: floor_round(client, workers), 15 if cfg.quick else 100)
+    clean = Scenario("calibration", "none", len(workers), unit_seconds=cfg.unit_seconds).injection(client, workers)
     sync, counters = _measured(
-        client, lambda: None, lambda: None,
+        client, clean.start, clean.stop,
         lambda: C.run_quorum(workload, "sync", client=client, redundancy=1, max_iter=cfg.max_iter,
                              seed=cfg.seed, target=workload.target()),
     )
@@ -332,6 +342,9 @@ def _run_contender(cfg, workload, scenario, name, client, workers, injection, it
     family = C.contender_family(name)
     if family not in workload.families:
         raise _Skipped(f"{name} skipped: {family} has no {workload.name} workload")
+    if family == "dask-ml" and scenario.unit_seconds:
+        raise _Skipped(f"{name} skipped: dask-ml's tasks declare no work units, so the emulated work "
+                       "(--unit-seconds) would not slow them")
     if family == "dask-ml":
         return _run_dask_ml(cfg, workload, name, client, workers, injection, iterations, cache)
     if name == "asap" and (why := C.asap_status()) is not None:
