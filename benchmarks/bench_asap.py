@@ -126,7 +126,7 @@ def main(argv=None) -> int:
             rows.append(fit_one(name, args, client, workload, workers[: args.slow]))
     base = next((r for r in rows if r["contender"] == "sync"), rows[0])
     print(
-        f"# LogisticRegression {args.samples} x {args.features} (C={args.C}), {args.workers} in-process workers, "
+        f"# LogisticRegression {args.samples} x {args.features} (C={args.C}), {args.workers} workers, "
         f"{args.slow} slow ({args.factor:g}x + {args.delay:g} s, P(slow|slow)={args.p_slow_slow}, "
         f"P(slow|fast)={args.p_slow_fast}); target {TARGET_RATIO} x optimum"
         + (f"; every step emulates {args.unit_seconds:g} s per row" if args.unit_seconds else "")

@@ -119,6 +119,9 @@ def fit_by_rounds(
             max_iter=max_iter,
             tol=tol,
             keep_params=keep_params,
+            # approximate decodings (and codes that change mid-fit) can break
+            # L-BFGS's line search far from the optimum: start afresh then
+            restarts=int(config.get("solver.restarts")) if adaptive or not session.code.exact else 0,
         )
         variables: dict[str, Any] = {"loss": np.asarray(result.losses)}
         # Every byte of a driver-centred round goes through the driver.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import dask
 import pytest
 from distributed import Client, LocalCluster
@@ -33,3 +35,24 @@ def client4():
         yield client
     client.close()
     cluster.close()
+
+
+@pytest.fixture
+def worker_dies_mid_fit():
+    """``(client, victim)``: 3 in-process workers whose every task or step takes 20 ms
+    more; worker ``victim`` closes one second after the fixture starts."""
+    from dask_quorum import Slowdown, inject_stragglers
+
+    with LocalCluster(n_workers=3, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, Client(
+        cluster, set_as_default=False
+    ) as client, dask.config.set({"quorum.round-timeout": "20s"}):
+        workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+        victim = workers[1]
+        inject_stragglers(client, {w: Slowdown(factor=1.0, delay=0.02) for w in workers}, seed=0)
+        name = next(k for k, w in cluster.workers.items() if w.address == victim)
+        killer = threading.Timer(1.0, lambda: client.sync(cluster.workers[name].close))
+        killer.start()
+        try:
+            yield client, victim
+        finally:
+            killer.join()

@@ -151,6 +151,14 @@ def test_emulated_work_reaches_every_worker_in_every_scenario_kind(client4):
     assert injection_log(client4) == {}
 
 
+def test_in_process_clusters_of_the_suite_never_pause_on_the_shared_memory():
+    """In-process workers share the suite's memory: a per-worker limit would pause them all."""
+    from dask_quorum.bench.suite import _cluster
+
+    with _cluster(2, processes=False) as cluster:
+        assert all(w.memory_manager.memory_limit is None for w in cluster.workers.values())
+
+
 # -- the whole suite, quick ----------------------------------------------------------
 
 

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from time import monotonic, perf_counter, sleep
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 from distributed import Client
 
+from dask_quorum import config
 from dask_quorum.pipeline.session import CodedSession
 
 __all__ = [
@@ -87,7 +89,16 @@ def _noop(i: int) -> int:
 def floor_round(client: Client, workers: list[str]) -> None:
     """The bare Dask floor of a round: one no-op task pinned to each worker, one gather."""
     futures = [client.submit(_noop, i, workers=[w], pure=False) for i, w in enumerate(workers)]
-    client.gather(futures)
+    # A deadline (a paused or lost worker must end the run, not hang it) that
+    # costs the measured path no extra round trip: a timer cancels the futures,
+    # and gather then raises.
+    watchdog = threading.Timer(config.get_timeout("round-timeout"), client.cancel, args=(futures,))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        client.gather(futures)
+    finally:
+        watchdog.cancel()
 
 
 def _scaled(params: float, part: np.ndarray) -> np.ndarray:

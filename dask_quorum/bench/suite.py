@@ -254,7 +254,13 @@ def build_scenarios(cfg: SuiteConfig, names: Sequence[str]) -> tuple[list[Scenar
 
 
 def _cluster(n_workers: int, processes: bool) -> LocalCluster:
-    return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=processes, dashboard_address=":0")
+    # In-process workers share this process's memory (the workloads' data
+    # included): each one's default limit, total / n_workers, would make all
+    # of them pause at once on a large cluster. Only processes get limits.
+    return LocalCluster(
+        n_workers=n_workers, threads_per_worker=1, processes=processes, dashboard_address=":0",
+        memory_limit="auto" if processes else 0,
+    )
 
 
 def _workers(client: Client) -> list[str]:
