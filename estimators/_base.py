@@ -23,6 +23,35 @@ from dask_quorum.pipeline.fit_asap import fit_asap
 from ._losses import GLMPartial, PenalisedMean
 
 
+
+#: Constraints of the engine's parameters, shared by every estimator.
+ENGINE_CONSTRAINTS: dict = {
+    "scheme": [StrOptions(set(SCHEMES) | {"auto", "asap"}), None],
+    "redundancy": [Interval(Integral, 1, None, closed="left"), None],
+    "staleness": [Interval(Integral, 0, None, closed="left")],
+    "random_state": ["random_state"],
+    "client": [Client, None],
+}
+
+
+def check_asap_parameters(scheme: str, staleness: int, redundancy: int | None) -> None:
+    """``staleness`` belongs to ``scheme="asap"``, ``redundancy`` to the coded schemes.
+
+    Raises
+    ------
+    ValueError
+        On ``staleness`` with another scheme, or ``redundancy`` with ``asap``
+        (which places every partition once).
+    """
+    if scheme != "asap" and staleness:
+        raise ValueError(f"staleness={staleness} applies to scheme='asap' only; this fit uses {scheme!r}")
+    if scheme == "asap" and redundancy is not None:
+        raise ValueError(
+            f"redundancy={redundancy} applies to the coded schemes; scheme='asap' places "
+            "each partition once (use redundancy=None)"
+        )
+
+
 class QuorumLinearModel(BaseEstimator):
     """Base of the linear models fitted by coded rounds on a Dask cluster.
 
@@ -35,11 +64,7 @@ class QuorumLinearModel(BaseEstimator):
         "fit_intercept": ["boolean"],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
-        "scheme": [StrOptions(set(SCHEMES) | {"auto", "asap"}), None],
-        "redundancy": [Interval(Integral, 1, None, closed="left"), None],
-        "staleness": [Interval(Integral, 0, None, closed="left")],
-        "random_state": ["random_state"],
-        "client": [Client, None],
+        **ENGINE_CONSTRAINTS,
     }
 
     def __init__(
@@ -87,12 +112,9 @@ class QuorumLinearModel(BaseEstimator):
         client = get_client(self.client)
         partial = GLMPartial(loss, X.shape[1], n_outputs, bool(self.fit_intercept))
         scheme = self.scheme if self.scheme is not None else config.get("scheme")
+        check_asap_parameters(scheme, self.staleness, self.redundancy)
         if scheme == "asap":
             return self._fit_asap(client, X, y, partial, l2, random_state)
-        if self.staleness:
-            raise ValueError(
-                f"staleness={self.staleness} applies to scheme='asap' only; this fit uses {scheme!r}"
-            )
         scheme, redundancy = self._resolve_code(client)
         fitted = fit_by_rounds(
             client,
@@ -124,11 +146,6 @@ class QuorumLinearModel(BaseEstimator):
         self, client: Client, X: Any, y: np.ndarray, partial: GLMPartial, l2: float, random_state: Any
     ) -> np.ndarray:
         """ASAP mode: decentralised gradient tracking (:func:`~dask_quorum.pipeline.fit_asap.fit_asap`)."""
-        if self.redundancy is not None:
-            raise ValueError(
-                f"redundancy={self.redundancy} applies to the coded schemes; scheme='asap' places "
-                "each partition once (use redundancy=None)"
-            )
         fitted = fit_asap(
             client,
             X,

@@ -12,17 +12,16 @@ import scipy.sparse as sp
 from distributed import Client
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_random_state
 
 from dask_quorum import config
 from dask_quorum.pipeline.cluster import get_client
-from dask_quorum.pipeline.coding import SCHEMES
 from dask_quorum.pipeline.graph_blocks import DaskGraph, LocalGraph
 from dask_quorum.pipeline.pagerank import PageRankFit, pagerank_by_rounds
 from dask_quorum.pipeline.pagerank_asap import pagerank_asap
 
-from ._base import QuorumLinearModel
+from ._base import ENGINE_CONSTRAINTS, QuorumLinearModel, check_asap_parameters
 
 
 class PageRank(BaseEstimator):
@@ -144,11 +143,7 @@ class PageRank(BaseEstimator):
         "tol": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         # "asap" dispatches in fit to the asynchronous block iteration.
-        "scheme": [StrOptions(set(SCHEMES) | {"auto", "asap"}), None],
-        "redundancy": [Interval(Integral, 1, None, closed="left"), None],
-        "staleness": [Interval(Integral, 0, None, closed="left")],
-        "random_state": ["random_state"],
-        "client": [Client, None],
+        **ENGINE_CONSTRAINTS,
     }
 
     def __init__(
@@ -203,7 +198,7 @@ class PageRank(BaseEstimator):
         """
         random_state = check_random_state(self.random_state)
         scheme = self.scheme if self.scheme is not None else config.get("scheme")
-        _check_asap_parameters(scheme, self.staleness, self.redundancy)
+        check_asap_parameters(scheme, self.staleness, self.redundancy)
         weighted = self.weight is not None
         nodes = None
         if _is_networkx(adjacency):
@@ -246,17 +241,6 @@ class PageRank(BaseEstimator):
         scheme, redundancy = QuorumLinearModel._resolve_code(self, client)
         return pagerank_by_rounds(
             client, graph, scheme=scheme, redundancy=redundancy, random_state=random_state, **common
-        )
-
-
-def _check_asap_parameters(scheme: str, staleness: int, redundancy: int | None) -> None:
-    """``staleness`` belongs to ``scheme="asap"``, ``redundancy`` to the coded schemes."""
-    if scheme != "asap" and staleness:
-        raise ValueError(f"staleness={staleness} applies to scheme='asap' only; this fit uses {scheme!r}")
-    if scheme == "asap" and redundancy is not None:
-        raise ValueError(
-            f"redundancy={redundancy} applies to the coded schemes; scheme='asap' places "
-            "each block once (use redundancy=None)"
         )
 
 
