@@ -38,6 +38,7 @@ from dask_quorum import LogisticRegression, Slowdown, inject_stragglers, remove_
 from dask_quorum.bench.measure import wait_idle
 from dask_quorum.bench.report import write_csv
 from dask_quorum.bench.workloads import TARGET_RATIO, GLMWorkload, make_classification_data
+from dask_quorum.pipeline.cluster import scheduler_workers
 
 
 def contender(name: str, args, client) -> tuple[LogisticRegression, dict]:
@@ -121,7 +122,7 @@ def main(argv=None) -> int:
     with LocalCluster(
         n_workers=args.workers, threads_per_worker=1, processes=args.processes, dashboard_address=":0"
     ) as cluster, Client(cluster) as client:
-        workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+        workers = sorted(scheduler_workers(client))
         for name in args.contenders:
             rows.append(fit_one(name, args, client, workload, workers[: args.slow]))
     base = next((r for r in rows if r["contender"] == "sync"), rows[0])

@@ -34,6 +34,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from distributed.protocol import to_serialize
 
 from dask_quorum.bench.report import write_csv
+from dask_quorum.pipeline.cluster import scheduler_workers
 
 
 class EchoPlugin(WorkerPlugin):
@@ -136,7 +137,7 @@ def main(argv=None) -> int:
         n_workers=2, threads_per_worker=2, processes=args.processes, dashboard_address=":0"
     ) as cluster, Client(cluster) as client:
         client.register_plugin(EchoPlugin())
-        a, b = sorted(client.scheduler_info(n_workers=-1)["workers"])
+        a, b = sorted(scheduler_workers(client))
         for size in args.sizes:
             payload = np.random.default_rng(0).standard_normal(size)
             for mechanism in args.mechanisms:

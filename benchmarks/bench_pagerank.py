@@ -44,6 +44,7 @@ from sklearn.exceptions import ConvergenceWarning
 from dask_quorum.datasets import make_rmat_graph
 from dask_quorum.estimators import PageRank
 from dask_quorum.pipeline.injection import Slowdown, inject_stragglers, remove_stragglers
+from dask_quorum.pipeline.cluster import scheduler_workers
 
 
 def igraph_reference(A, damping: float) -> tuple[np.ndarray, float]:
@@ -112,7 +113,7 @@ def main(argv=None) -> int:
         n_workers=args.workers, threads_per_worker=1, processes=not args.threads,
         dashboard_address=":0",
     ) as cluster, Client(cluster) as client:
-        workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+        workers = sorted(scheduler_workers(client))
         slow = Slowdown(factor=args.factor, delay=args.delay)  # slow for every task
         for n_edges in [int(e) for e in args.edges]:
             start = perf_counter()

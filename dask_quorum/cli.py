@@ -21,6 +21,7 @@ from distributed import Client
 from distributed.comm import resolve_address
 
 from dask_quorum import config
+from dask_quorum.pipeline.cluster import scheduler_workers
 
 DEFAULT_PROFILE = "quorum-profile.nc"
 
@@ -140,7 +141,7 @@ def _demo(args: argparse.Namespace) -> int:
         cluster = local_cluster(args.workers)
         client = Client(cluster)
     try:
-        print(f"dask-quorum demo: {len(client.scheduler_info(n_workers=-1)['workers'])} workers, "
+        print(f"dask-quorum demo: {len(scheduler_workers(client))} workers, "
               f"{args.stragglers} persistent straggler(s) {args.factor:g}x slower (+{args.delay:g} s)")
         print(f"dashboard: {client.dashboard_link}")
         with _elapsed(f"fitting with {len(args.schemes)} scheme(s)"):
@@ -198,7 +199,7 @@ def _profile(args: argparse.Namespace) -> int:
     rounds = args.rounds or int(config.get("profile.rounds"))
     client = _connect(args.scheduler, timeout)
     try:
-        n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
+        n_workers = len(scheduler_workers(client))
         print(f"profiling {n_workers} workers of {client.scheduler.address} "
               f"with {rounds} rounds of probe tasks")
         with tqdm(total=rounds, desc="probe rounds", unit="round", file=sys.stderr, disable=None) as bar:

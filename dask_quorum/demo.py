@@ -14,6 +14,7 @@ from sklearn.preprocessing import StandardScaler
 
 from dask_quorum.estimators import LogisticRegression
 from dask_quorum.pipeline.injection import Slowdown, inject_stragglers, remove_stragglers
+from dask_quorum.pipeline.cluster import scheduler_workers
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def run_demo(
     chain ``p_slow_slow``/``p_slow_fast``; a slow task takes ``factor`` times
     its time plus ``delay`` seconds) for every fit alike.
     """
-    workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+    workers = sorted(scheduler_workers(client))
     if n_stragglers >= len(workers):
         raise ValueError(
             f"n_stragglers={n_stragglers} leaves no fast worker among {len(workers)}"

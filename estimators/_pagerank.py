@@ -33,7 +33,7 @@ class PageRank(BaseEstimator):
     the first sufficient set of workers. Dangling vertices and the
     personalization are handled as by :func:`networkx.pagerank`.
 
-    Approximate codes (``uncoded``, ``expander``, ``heterogeneous``) do not
+    Approximate codes (``uncoded``, ``expander``) do not
     bias the result: every round also decodes how much of each block it
     used, and the driver accounts for exactly that (see
     :mod:`dask_quorum.pipeline.pagerank`), so all schemes converge to the

@@ -5,8 +5,12 @@ tasks from the latency recorder, fits a straggler model on the most recent
 ``quorum.adapt.window`` rounds, and, when the model changed materially:
 
 * ``heterogeneous``: rebuilds the heterogeneity-aware code from the fitted
-  straggle probabilities (less load for likely stragglers; see
-  :func:`smoothed_probs`);
+  straggle probabilities (:func:`smoothed_probs`): the most reliable
+  workers take the first replicas, and load moves from likely stragglers to
+  them as far as rounds simulated from the model say it pays
+  (:func:`~dask_quorum.pipeline.planning.shape_heterogeneous`); the new code
+  replaces the current one when its simulated rounds are faster by more
+  than ``quorum.adapt.min-gain``;
 * ``auto``: asks :func:`~dask_quorum.pipeline.planning.plan` which scheme is
   fastest for the fitted cluster and switches when the expected round time
   improves by more than ``quorum.adapt.min-gain``.
@@ -29,15 +33,18 @@ import scipy.stats
 from dask_quorum import config
 
 from .coding import GradientCode, make_code
-from .planning import plan
+from .planning import plan, shape_heterogeneous, simulate
 from .recorder import attach, latencies
 from .rounds import ROUND_PREFIX
 from .session import CodedSession
-from .stragglers import StragglerModel, fit_straggler_model, latency_matrix
+from .stragglers import StragglerModel, current_states, fit_straggler_model, latency_matrix
 
 logger = logging.getLogger(__name__)
 
 ADAPTIVE_SCHEMES = ("heterogeneous", "auto")
+
+#: Rounds simulated from the fitted model to choose a code.
+SIMULATED_ROUNDS = 100
 
 #: Schemes ``auto`` chooses from (``heterogeneous`` is built from the model).
 AUTO_CANDIDATES = ("sync", "frc", "cyclic", "heterogeneous")
@@ -121,6 +128,44 @@ def loads_moved(old: np.ndarray, new: np.ndarray, factor: float) -> bool:
     return bool(np.max(np.abs(np.log(odds(new) / odds(old)))) > np.log(factor))
 
 
+class Forecast:
+    """A straggler model seen from now: the next ``horizon`` rounds, many times over.
+
+    :func:`~dask_quorum.pipeline.planning.plan` judges a code by simulating
+    a model from its stationary state, the long-run view. An adapter that
+    re-fits every ``horizon`` rounds cares about those rounds only, and they
+    start from the workers' current states: a worker slow in every round so
+    far is slow now, whatever its chain's stationary probability (which the
+    prior pulls towards the cluster's after few rounds). :meth:`sample`
+    stacks independent runs of ``horizon`` rounds, each starting from
+    ``start``; ``workers`` and ``p`` are the model's.
+
+    Parameters
+    ----------
+    model : StragglerModel
+    start : ndarray of bool, shape (n_workers,)
+        The workers' current states (:func:`~dask_quorum.pipeline.stragglers.current_states`).
+    horizon : int
+        Rounds until the next re-fit.
+    """
+
+    def __init__(self, model: StragglerModel, start: np.ndarray, horizon: int) -> None:
+        self.model = model
+        self.start = np.asarray(start, dtype=bool)
+        self.horizon = max(int(horizon), 1)
+        self.workers = model.workers
+        self.p = model.p
+
+    def sample(self, n_rounds: int, random_state: Any = None) -> np.ndarray:
+        """``(n_rounds, n_workers)`` per-unit latencies, runs of ``horizon`` rounds from ``start``."""
+        rng = np.random.default_rng(random_state)
+        runs = [
+            self.model.sample(self.horizon, random_state=rng, start=self.start)
+            for _ in range(-(-n_rounds // self.horizon))
+        ]
+        return np.concatenate(runs)[:n_rounds]
+
+
 class OnlineAdapter:
     """Keeps a session's code in line with a straggler model fitted while it runs.
 
@@ -173,6 +218,7 @@ class OnlineAdapter:
         self.tol = float(config.get("adapt.tolerance"))
         self.min_gain = float(config.get("adapt.min-gain"))
         self.model: StragglerModel | None = None
+        self._states = np.zeros(len(session.workers), dtype=bool)
         self._probs: np.ndarray | None = None
         self.switches: list[tuple[int, str]] = []
         attach(session.client)
@@ -196,7 +242,9 @@ class OnlineAdapter:
         units[mine] = effective_units(ds["compute"].values[mine], units[mine])
         ds["units"] = (ds["units"].dims, units)
         matrix, names = latency_matrix(ds, workers=self.session.workers)
-        return fit_straggler_model(matrix[-self.window :], workers=names)
+        model = fit_straggler_model(matrix[-self.window :], workers=names)
+        self._states = current_states(matrix[-self.window :], workers=names, threshold=model.threshold)
+        return model
 
     def after_round(self, index: int) -> None:
         """Call after round ``index``; re-fits after ``first`` rounds, then every ``every``."""
@@ -226,31 +274,39 @@ class OnlineAdapter:
         logger.info("round %d: re-encoded as %s for %s", index + 1, code.scheme, model.slow_workers())
 
     def _choose(self, model: StragglerModel, probs: np.ndarray) -> GradientCode | None:
-        n = len(self.session.workers)
-        if self.scheme == "heterogeneous":
-            return make_code(
-                "heterogeneous",
-                n,
-                redundancy=self.redundancy,
-                straggle_probs=probs,
-                random_state=self.random_state,
-            )
+        """The code to switch to, or None when none beats the current one materially.
+
+        Candidates and the current code are simulated on the same forecast
+        rounds (:class:`Forecast`); a candidate must be faster by more than
+        ``quorum.adapt.min-gain``, so that re-ordering equally loaded workers
+        after small changes of ``p`` moves no data for nothing.
+        """
         units = self.session.mean_units()
-        result = plan(
-            model,
-            schemes=AUTO_CANDIDATES,
-            redundancy=self.redundancy,
-            n_rounds=100,  # ~0.1 s of simulation for 15 workers, 4 schemes
-            error_tol=self.error_tol,
-            random_state=self.random_state,
-            rows_per_partition=units,
-        )
-        current = self.session.code.scheme
-        best = result.recommended
-        times = result.table["mean_time"]
-        if best == current and best != "heterogeneous":
+        forecast = Forecast(model, self._states, self.every)
+        # plan() draws its sample the same way, so both see the same rounds
+        sampled = forecast.sample(SIMULATED_ROUNDS, random_state=self.random_state)
+        if self.scheme == "heterogeneous":
+            code, run = shape_heterogeneous(
+                probs,
+                sampled,
+                redundancy=self.redundancy,
+                random_state=self.random_state,
+                rows_per_partition=units,
+            )
+            expected = run.mean_time
+        else:
+            result = plan(
+                forecast,
+                schemes=AUTO_CANDIDATES,
+                redundancy=self.redundancy,
+                n_rounds=SIMULATED_ROUNDS,
+                error_tol=self.error_tol,
+                random_state=self.random_state,
+                rows_per_partition=units,
+            )
+            code = result.codes[result.recommended]
+            expected = float(result.table.loc[result.recommended, "mean_time"])
+        now = simulate(self.session.code, sampled, rows_per_partition=units).mean_time
+        if expected > (1 - self.min_gain) * now:
             return None
-        if current in times.index and np.isfinite(times[current]):
-            if times[best] > (1 - self.min_gain) * times[current]:
-                return None
-        return result.codes[best]
+        return code

@@ -75,6 +75,7 @@ from dask_quorum import config
 from .asap import PeerGraph
 from .asap_worker import AsapWorkerPlugin
 from .reporter import FitReporter
+from .cluster import scheduler_workers
 
 logger = logging.getLogger(__name__)
 
@@ -294,7 +295,7 @@ class _Driver:
         if not force and perf_counter() - self._checked < self.check_interval:
             return
         self._checked = perf_counter()
-        present = self.client.scheduler_info(n_workers=-1)["workers"]
+        present = scheduler_workers(self.client)
         gone = [a for a in self.workers if a not in present]
         if gone:
             raise AsapError(
@@ -305,7 +306,7 @@ class _Driver:
     def abort(self, reason: str) -> None:
         """Best effort: stop and forget the run on every worker still there (errors ignored)."""
         try:
-            present = self.client.scheduler_info(n_workers=-1)["workers"]
+            present = scheduler_workers(self.client)
             alive = [a for a in self.workers if a in present]
             _call_all(self.client, alive, "quorum_asap_release", self.control_timeout, token=self.token, reason=reason)
         except Exception as exc:  # the cluster itself is gone

@@ -92,6 +92,38 @@ def get_client(client: Client | None = None) -> Client:
         return embedded_client()
 
 
+def scheduler_workers(client: Client, timeout: float | None = None) -> dict[str, dict]:
+    """The scheduler's current workers, ``{address: info}``, asked for now.
+
+    Unlike ``client.scheduler_info()["workers"]`` this never reads the
+    client's cached identity, which the client's periodic refresh overwrites
+    with a copy that holds no workers: read right after such a refresh, the
+    cache says the cluster is empty.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        A synchronous client.
+    timeout : float, optional
+        Seconds to wait for the scheduler's answer (default
+        ``quorum.setup-timeout``).
+
+    Raises
+    ------
+    TimeoutError
+        If the scheduler does not answer within ``timeout`` seconds.
+    """
+    if timeout is None:
+        timeout = config.get_timeout("setup-timeout")
+    try:
+        identity = client.sync(client.scheduler.identity, n_workers=-1, callback_timeout=timeout)
+    except TimeoutError as exc:
+        raise TimeoutError(
+            f"the scheduler behind {client!r} did not list its workers within {timeout:g} s"
+        ) from exc
+    return dict(identity["workers"])
+
+
 def worker_addresses(client: Client, timeout: float | None = None) -> list[str]:
     """Sorted addresses of the client's workers, waiting up to ``timeout`` for one.
 
@@ -103,7 +135,7 @@ def worker_addresses(client: Client, timeout: float | None = None) -> list[str]:
     """
     if timeout is None:
         timeout = config.get_timeout("setup-timeout")
-    workers = client.scheduler_info(n_workers=-1)["workers"]
+    workers = scheduler_workers(client, timeout)
     if not workers:
         try:
             client.wait_for_workers(1, timeout=timeout)
@@ -111,5 +143,5 @@ def worker_addresses(client: Client, timeout: float | None = None) -> list[str]:
             raise TimeoutError(
                 f"the cluster behind {client!r} has no worker after {timeout:g} s"
             ) from exc
-        workers = client.scheduler_info(n_workers=-1)["workers"]
+        workers = scheduler_workers(client, timeout)
     return sorted(workers)

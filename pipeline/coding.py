@@ -257,6 +257,7 @@ def make_code(
     redundancy: int = 2,
     straggle_probs: ArrayLike | None = None,
     random_state: Any = None,
+    max_load: int | None = None,
 ) -> GradientCode:
     """Build the gradient code of ``scheme`` for ``n_workers`` workers.
 
@@ -280,7 +281,8 @@ def make_code(
         ``heterogeneous``: heterogeneity-aware loads from ``straggle_probs``
         (Song & Choi, NeurIPS 2025): reliable workers hold more partitions,
         likely stragglers fewer, every partition has ``redundancy``
-        replicas and ``B = 1 / redundancy`` on the support; see Notes.
+        replicas, and real coefficients make any ``n - redundancy + 1``
+        workers decode exactly; see Notes.
     n_workers : int
         Number of workers, at least 1.
     redundancy : int, default 2
@@ -294,6 +296,13 @@ def make_code(
         and the order among workers with equal ``straggle_probs`` in
         ``heterogeneous``.  The same seed gives the same ``B``.  The other
         schemes are deterministic.
+    max_load : int, optional
+        ``heterogeneous`` only: no worker holds more than ``max_load``
+        partitions (default ``n_workers``: Song & Choi's loads unbounded).
+        Must be at least ``redundancy``; ``max_load == redundancy`` gives
+        every worker ``redundancy`` partitions, placed by reliability.
+        :func:`~dask_quorum.pipeline.planning.shape_heterogeneous` picks it
+        by simulating a fitted straggler model.
 
     Returns
     -------
@@ -309,13 +318,16 @@ def make_code(
         (booleans are rejected) or out of range; ``frc`` with
         ``n_workers % redundancy != 0``; ``straggle_probs`` missing for
         ``heterogeneous`` or given for another scheme; ``straggle_probs``
-        not of shape ``(n_workers,)``, not finite or outside ``[0, 1)``.
+        not of shape ``(n_workers,)``, not finite or outside ``[0, 1)``;
+        ``max_load`` given for another scheme, not an integer or outside
+        ``[redundancy, n_workers]``.
 
     Notes
     -----
     Heterogeneous loads.  With ``p`` clipped into ``[1e-3, 1 - 1e-3]``,
     ``delta_i = p_i / (1 - p_i)`` and worker ``i`` gets the real load
-    ``x_i = clip(c / delta_i, 1, k)``, ``c`` chosen so that the loads add up
+    ``x_i = clip(c / delta_i, 1, L)``, ``L = max_load`` (default ``k``),
+    ``c`` chosen so that the loads add up
     to ``redundancy * k`` (water-filling: proportional to ``1 / delta_i``
     where the bounds do not bind).  Integer loads are ``floor(x_i)`` plus
     one for the largest fractional parts (largest remainder), which keeps
@@ -336,15 +348,33 @@ def make_code(
     stragglers.  When the rounded loads give them fewer, replicas are moved
     one at a time from the most loaded likely straggler to the least loaded
     reliable worker (which keeps the loads monotone) until they hold ``k``;
-    this is always possible when ``redundancy >= 2`` and at least one
-    worker has ``p < 0.5``.  Otherwise (no reliable worker, or
+    this is always possible when ``redundancy >= 2``, at least one
+    worker has ``p < 0.5`` and ``max_load`` leaves room.  Otherwise (no reliable worker, or
     ``redundancy == 1``, where ``B = I``) the code is built anyway, best
     effort: exactly ``max(0, k - L)`` partitions, ``L`` the replicas on
     reliable workers, have only likely stragglers as holders, the fewest
     possible.  Rotation (:meth:`GradientCode.rotated`) then keeps these
-    partitions from being the same ones all the time.  Decoding is least
-    squares as for ``expander``, so the code is approximate (``exact`` is
-    false unless ``redundancy == 1``).
+    partitions from being the same ones all the time.
+
+    Heterogeneous coefficients.  Every partition has exactly ``s + 1``
+    holders (``s = redundancy - 1``), so the construction of Wang, Liu &
+    Shroff (heterogeneity-aware gradient coding, ICDCS 2019) applies: take
+    ``C`` (``n x (n - s)``) whose every ``n - s`` rows are independent and
+    write ``B = C X``.  Column ``j`` of ``B`` must vanish on the ``n - s -
+    1`` workers that do not hold ``j``, which fixes column ``j`` of ``X``
+    up to scale (a null vector of those rows of ``C``); scaling every
+    column so that ``e^T X = 1`` for one vector ``e`` makes any ``n - s``
+    responders ``S`` decode exactly, with ``a^T = e^T C_S^{-1}``.  ``C`` is
+    an orthonormalised Gaussian matrix drawn from a seed fixed by the shape
+    (not by ``random_state``), so equal supports give equal codes; of a few
+    draws the one with the smallest largest coefficient is kept.  ``e`` is
+    the sum of the rows of ``C`` of the reliable cover ``P``: the shortest
+    prefix of the workers in reliability order that holds every partition.
+    Then ``e^T x_j = sum_{i in P} B[i, j] = 1`` for every ``j``, so the rows
+    of ``P`` add up to 1 and ``P`` decodes exactly on its own (``a = 1``),
+    whatever the other workers do: more than ``s`` persistent stragglers
+    cost nothing as long as the most reliable workers answer.  The code is
+    exact (``exact`` is true).
 
     Cyclic coefficients.  Tandon et al. draw a random ``s x n`` matrix ``H``
     (``s = r - 1``) with ``H 1 = 0`` and take row ``b_i`` as the null vector
@@ -386,12 +416,21 @@ def make_code(
         if straggle_probs is None:
             raise ValueError("scheme='heterogeneous' needs straggle_probs, one per worker")
         probs = _check_probs(straggle_probs, n)
-    elif straggle_probs is not None:
-        _check_probs(straggle_probs, n)
-        raise ValueError(
-            "straggle_probs is only used by the heterogeneity-aware scheme 'heterogeneous'; "
-            f"scheme={scheme!r} does not use it"
-        )
+        cap = n if max_load is None else _check_int(max_load, "max_load")
+        if not r <= cap <= n:
+            raise ValueError(
+                f"max_load must be in [redundancy={r}, n_workers={n}], got {max_load!r}"
+            )
+    else:
+        for name, value in (("straggle_probs", straggle_probs), ("max_load", max_load)):
+            if value is None:
+                continue
+            if name == "straggle_probs":
+                _check_probs(value, n)
+            raise ValueError(
+                f"{name} is only used by the heterogeneity-aware scheme 'heterogeneous'; "
+                f"scheme={scheme!r} does not use it"
+            )
     if scheme in ("sync", "uncoded") or r == 1:
         B = np.eye(n)
     elif scheme == "frc":
@@ -405,10 +444,11 @@ def make_code(
 
             rng = check_random_state(rng)
         if scheme == "heterogeneous":
-            B = _heterogeneous_matrix(probs, r, rng) / r
+            support, cover = _heterogeneous_support(probs, r, cap, rng)
+            B = _heterogeneous_coefficients(support, r - 1, cover)
         else:
             B = _random_regular_bipartite(n, r, rng) / r
-    exact = scheme in _EXACT_SCHEMES or r == 1
+    exact = scheme in _EXACT_SCHEMES or scheme == "heterogeneous" or r == 1
     code = GradientCode(scheme=scheme, B=B, redundancy=r, exact=exact)
     logger.debug("built %r", code)
     return code
@@ -487,8 +527,10 @@ def _random_regular_bipartite(n: int, d: int, rng: Any) -> NDArray[np.float64]:
     return adj.astype(np.float64)
 
 
-def _heterogeneous_loads(probs: NDArray[np.float64], r: int, rank: NDArray[np.intp]) -> NDArray[np.intp]:
-    """Integer loads ``clip(c / delta_i, 1, k)`` rounded by largest remainder (see make_code).
+def _heterogeneous_loads(
+    probs: NDArray[np.float64], r: int, rank: NDArray[np.intp], cap: int
+) -> NDArray[np.intp]:
+    """Integer loads ``clip(c / delta_i, 1, cap)`` rounded by largest remainder (see make_code).
 
     ``rank`` lists the workers by priority (increasing ``p``, random among
     ties); it breaks ties between equal fractional parts.
@@ -497,37 +539,44 @@ def _heterogeneous_loads(probs: NDArray[np.float64], r: int, rank: NDArray[np.in
     total = r * k
     p = np.clip(probs, *_PROB_CLIP)
     weight = (1.0 - p) / p  # 1 / delta
-    lo, hi = 0.0, k / weight.min()  # sum(clip(c w, 1, k)) is n at c = 0 and n k at hi
+    lo, hi = 0.0, cap / weight.min()  # sum(clip(c w, 1, cap)) is n at c = 0 and n cap at hi
     for _ in range(200):
         c = 0.5 * (lo + hi)
-        if np.clip(c * weight, 1, k).sum() < total:
+        if np.clip(c * weight, 1, cap).sum() < total:
             lo = c
         else:
             hi = c
-    real = np.round(np.clip(hi * weight, 1, k), 9)  # 9 decimals: bisection noise
+    real = np.round(np.clip(hi * weight, 1, cap), 9)  # 9 decimals: bisection noise
     loads = np.floor(real).astype(np.intp)
     position = np.empty(n, dtype=np.intp)
     position[rank] = np.arange(n)
     order = np.lexsort((position, loads - real))  # largest remainder first, then rank
-    order = order[loads[order] < k]
+    order = order[loads[order] < cap]
     loads[order[: total - loads.sum()]] += 1
     return loads
 
 
-def _heterogeneous_matrix(probs: NDArray[np.float64], r: int, rng: Any) -> NDArray[np.float64]:
-    """0/1 support of the ``heterogeneous`` code (see make_code, Notes)."""
+def _heterogeneous_support(
+    probs: NDArray[np.float64], r: int, cap: int, rng: Any
+) -> tuple[NDArray[np.bool_], NDArray[np.intp]]:
+    """Support of the ``heterogeneous`` code and its reliable cover (see make_code, Notes).
+
+    The cover is the shortest prefix of the workers in reliability order
+    that holds every partition.
+    """
     n = k = probs.size
     ties = rng.random(n) if isinstance(rng, np.random.Generator) else rng.random_sample(n)
     rank = np.lexsort((ties, probs))  # increasing p, random among equal p
-    loads = _heterogeneous_loads(probs, r, rank)
+    loads = _heterogeneous_loads(probs, r, rank, cap)
     reliable = probs[rank] < _SLOW_PROB  # a prefix of rank
     rel, slow = rank[reliable], rank[~reliable]
     if rel.size and slow.size and loads[rel].sum() < k:
         # Repair: move one replica at a time from the most loaded likely
         # straggler (the last in rank among equals) to the least loaded
         # reliable worker (the first in rank among equals); both keep the
-        # loads non-increasing along rank.  Always ends when r >= 2.
-        while loads[rel].sum() < k and loads[slow].max() > 1:
+        # loads non-increasing along rank.  Ends with k replicas on reliable
+        # workers when r >= 2, unless max_load stops it first.
+        while loads[rel].sum() < k and loads[slow].max() > 1 and loads[rel].min() < cap:
             donor = slow[np.flatnonzero(loads[slow] == loads[slow].max())[-1]]
             taker = rel[np.flatnonzero(loads[rel] == loads[rel].min())[0]]
             loads[donor] -= 1
@@ -538,9 +587,44 @@ def _heterogeneous_matrix(probs: NDArray[np.float64], r: int, rng: Any) -> NDArr
             "the %d partitions; %d partitions are held by likely stragglers only",
             rel.size, _SLOW_PROB, loads[rel].sum(), k, k - loads[rel].sum(),
         )
-    B = np.zeros((n, k))
+    support = np.zeros((n, k), dtype=bool)
     start = 0
     for i in rank:
-        B[i, (start + np.arange(loads[i])) % k] = 1.0
+        support[i, (start + np.arange(loads[i])) % k] = True
         start += loads[i]
-    return B
+    covered = np.cumsum(support[rank], axis=0).astype(bool).all(axis=1)
+    return support, rank[: int(np.argmax(covered)) + 1]
+
+
+#: Seed of the matrix ``C`` of the heterogeneous coefficients (with the shape).
+_COEFFICIENT_SEED = 20190707
+
+
+def _heterogeneous_coefficients(
+    support: NDArray[np.bool_], s: int, cover: NDArray[np.intp]
+) -> NDArray[np.float64]:
+    """Real coefficients on ``support`` decoding from any ``n - s`` rows (see make_code, Notes)."""
+    n, k = support.shape
+    if not (support.sum(axis=0) == s + 1).all():
+        raise AssertionError("every partition of a heterogeneous code has redundancy holders")
+    rng = np.random.default_rng([_COEFFICIENT_SEED, n, k, s])
+    best = None
+    for _ in range(_coefficient_draws(n)):
+        C = np.linalg.qr(rng.standard_normal((n, n - s)))[0]
+        e = C[cover].sum(axis=0)
+        B = np.zeros((n, k))
+        for j in range(k):
+            others = C[~support[:, j]]
+            # a null vector of those rows (n - s - 1 of them, in n - s dimensions)
+            x = np.linalg.svd(others)[2][-1] if others.shape[0] else np.ones(n - s)
+            B[:, j] = C @ (x / (e @ x))
+            B[~support[:, j], j] = 0.0  # exact zeros where the product leaves ~1e-16
+        if best is None or np.abs(B).max() < np.abs(best).max():
+            best = B
+    return best
+
+
+def _coefficient_draws(n: int) -> int:
+    """Draws of ``C`` to keep the smallest coefficients from: an unlucky draw
+    puts a near-zero at a first-pass holder and blows its column up."""
+    return 8 if n <= 32 else 3 if n <= 64 else 1

@@ -85,6 +85,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from ._checks import WorkerId, _check_number, _check_worker_ids
 from .recorder import UNITS_ANNOTATION
 from .replay import TraceReplay
+from .cluster import scheduler_workers
 
 if TYPE_CHECKING:
     from distributed import Client, Worker
@@ -695,7 +696,7 @@ def inject_stragglers(
     injector = StragglerInjector(slowdowns, seed=seed, log_size=log_size, unit_seconds=unit_seconds)
     if client.asynchronous:
         return _inject_async(client, injector)
-    workers = client.scheduler_info(n_workers=-1)["workers"]
+    workers = scheduler_workers(client)
     _check_known_workers(injector.workers, workers)
     client.register_plugin(injector)
     return injector

@@ -87,6 +87,7 @@ from scipy import stats
 
 __all__ = [
     "StragglerModel",
+    "current_states",
     "fit_straggler_model",
     "latency_matrix",
     "load_trace",
@@ -554,6 +555,29 @@ def _transition_counts(observed: np.ndarray, slow: np.ndarray) -> tuple[np.ndarr
     return tuple(counts)
 
 
+def current_states(latencies: Any, *, threshold: float = 2.0, workers: Sequence[str] | None = None) -> np.ndarray:
+    """Each worker's state in the last round it was observed in: True when slow.
+
+    Parameters
+    ----------
+    latencies : array-like, pandas.DataFrame or xarray.Dataset
+        As for :func:`fit_straggler_model`.
+    threshold : float, default=2.0
+        As for :func:`fit_straggler_model`.
+    workers : sequence of str, optional
+        As for :func:`latency_matrix`.
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (n_workers,)
+        False for a worker never observed.
+    """
+    x, _ = latency_matrix(latencies, workers=workers)
+    observed, _, slow = _straggle_indicator(x, _check_threshold(threshold))
+    last = x.shape[0] - 1 - np.argmax(observed[::-1], axis=0)
+    return observed.any(axis=0) & slow[last, np.arange(x.shape[1])]
+
+
 def _straggle_indicator(x: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Observed mask, round medians (NaN for empty rounds) and the straggle indicator."""
     observed = ~np.isnan(x)
@@ -702,13 +726,14 @@ class StragglerModel:
         random_state: int | np.random.Generator | None = None,
         *,
         return_states: bool = False,
+        start: Any = None,
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Simulate per-unit latencies round by round.
 
         Each worker's state follows its Markov chain, starting from the
-        stationary distribution (:attr:`p_stationary`); its latency is drawn
-        from the shifted exponential of the current state. Workers are
-        independent given the model.
+        stationary distribution (:attr:`p_stationary`), or from ``start``;
+        its latency is drawn from the shifted exponential of the current
+        state. Workers are independent given the model.
 
         Parameters
         ----------
@@ -718,6 +743,10 @@ class StragglerModel:
             Seed (reproducible) or generator; None draws fresh entropy.
         return_states : bool, default=False
             Also return the boolean ``(n_rounds, n_workers)`` slow states.
+        start : array_like of bool, shape (n_workers,), optional
+            The states of the first round, e.g. the workers' last observed
+            states (:func:`current_states`) to forecast the next rounds:
+            the chain then forgets them at the pace of its persistence.
 
         Returns
         -------
@@ -728,13 +757,17 @@ class StragglerModel:
         """
         if isinstance(n_rounds, bool) or not isinstance(n_rounds, (int, np.integer)) or n_rounds < 1:
             raise ValueError(f"n_rounds must be a positive integer, got {n_rounds!r}")
-        rng = np.random.default_rng(random_state)
         n = self.n_workers
+        if start is not None:
+            first = np.asarray(start)
+            if first.shape != (n,) or first.dtype != np.bool_:
+                raise ValueError(f"start must be a boolean array of shape ({n},), got {start!r}")
+        rng = np.random.default_rng(random_state)
         u = rng.random((n_rounds, n))
         e_fast = rng.standard_exponential((n_rounds, n))
         e_slow = rng.standard_exponential((n_rounds, n))
         states = np.empty((n_rounds, n), dtype=bool)
-        states[0] = u[0] < self.p_stationary
+        states[0] = u[0] < self.p_stationary if start is None else first
         for t in range(1, n_rounds):
             states[t] = u[t] < np.where(states[t - 1], self.p_slow_slow, self.p_slow_fast)
         fast = self.shift + e_fast / self.rate

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from distributed import Client
 from distributed.security import Security
+from .cluster import scheduler_workers
 
 logger = logging.getLogger(__name__)
 
@@ -203,7 +204,7 @@ class SubprocessCluster:
         deadline = time.monotonic() + self.timeout
         with self.client() as client:
             while True:
-                present = {info.get("name") for info in client.scheduler_info()["workers"].values()}
+                present = {info.get("name") for info in scheduler_workers(client).values()}
                 missing = [n for n in names if n not in present]
                 if not missing:
                     return

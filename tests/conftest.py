@@ -12,6 +12,7 @@ from distributed import Client, LocalCluster
 # resets to that snapshot around its tests, so the quorum.* defaults must
 # already be registered.
 import dask_quorum  # noqa: F401
+from dask_quorum.pipeline.cluster import scheduler_workers
 
 pytest_plugins = ["distributed.utils_test"]
 
@@ -46,7 +47,7 @@ def worker_dies_mid_fit():
     with LocalCluster(n_workers=3, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, Client(
         cluster, set_as_default=False
     ) as client, dask.config.set({"quorum.round-timeout": "20s"}):
-        workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+        workers = sorted(scheduler_workers(client))
         victim = workers[1]
         inject_stragglers(client, {w: Slowdown(factor=1.0, delay=0.02) for w in workers}, seed=0)
         name = next(k for k, w in cluster.workers.items() if w.address == victim)

@@ -18,6 +18,7 @@ from dask_quorum.pipeline.asap_worker import STEP_PREFIX
 from dask_quorum.pipeline.injection import Slowdown, inject_stragglers, injection_log, remove_stragglers
 from dask_quorum.pipeline.recorder import attach, latencies
 from dask_quorum.pipeline.stragglers import fit_straggler_model, latency_matrix
+from dask_quorum.pipeline.cluster import scheduler_workers
 
 
 def _scaled(loader):
@@ -130,7 +131,7 @@ def test_recorder_receives_a_row_per_step(client4, cancer):
 
 def test_injected_straggler_slows_its_steps_and_its_peers_wait(client4, cancer):
     X, y = cancer
-    workers = sorted(client4.scheduler_info(n_workers=-1)["workers"])
+    workers = sorted(scheduler_workers(client4))
     inject_stragglers(client4, {workers[0]: Slowdown(factor=1.0, delay=0.01)}, seed=0)
     try:
         with pytest.warns(ConvergenceWarning):
@@ -150,7 +151,7 @@ def test_injected_straggler_slows_its_steps_and_its_peers_wait(client4, cancer):
 
 def test_staleness_runs_ahead_of_a_straggler_and_stays_exact(client4, cancer):
     X, y = cancer
-    workers = sorted(client4.scheduler_info(n_workers=-1)["workers"])
+    workers = sorted(scheduler_workers(client4))
     sync = LogisticRegression(scheme="sync", tol=1e-8, max_iter=1000).fit(X, y)
     inject_stragglers(client4, {workers[1]: Slowdown(factor=1.0, delay=0.005)}, seed=0)
     try:
@@ -193,7 +194,7 @@ def test_the_transport_delivers_every_version_once_in_order(client4, staleness):
     from dask_quorum.pipeline.asap_average import AveragingBuilder
     from dask_quorum.pipeline.asap_engine import run_asap
 
-    workers = sorted(client4.scheduler_info(n_workers=-1)["workers"])
+    workers = sorted(scheduler_workers(client4))
     graph = make_graph(4)
     x0 = np.arange(8.0).reshape(4, 2)
     inject_stragglers(client4, {workers[2]: Slowdown(factor=1.0, delay=0.003)}, seed=0)

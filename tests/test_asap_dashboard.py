@@ -16,6 +16,7 @@ from dask_quorum.pipeline.asap import make_graph
 from dask_quorum.pipeline.asap_average import AveragingBuilder
 from dask_quorum.pipeline.asap_engine import run_asap
 from dask_quorum.pipeline.injection import Slowdown, inject_stragglers, remove_stragglers
+from dask_quorum.pipeline.cluster import scheduler_workers
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +98,7 @@ def _fit_with_a_straggler(client, X, y, slow, staleness):
 
 def test_asap_fit_reports_rounds_with_consensus_errors(board_client, cancer):
     client, (X, y) = board_client, cancer
-    workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+    workers = sorted(scheduler_workers(client))
     est, token, fit = _fit_with_a_straggler(client, X, y, workers[1], staleness=0)
     h = est.history_
     assert fit["label"].startswith("asap, logistic loss") and "staleness 0" in fit["label"]
@@ -129,7 +130,7 @@ def test_asap_fit_reports_rounds_with_consensus_errors(board_client, cancer):
 
 def test_stale_versions_used_mark_their_owner_busy(board_client, cancer):
     client, (X, y) = board_client, cancer
-    workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+    workers = sorted(scheduler_workers(client))
     est, _, fit = _fit_with_a_straggler(client, X, y, workers[2], staleness=2)
     h = est.history_
     assert "staleness 2" in fit["label"]
@@ -150,7 +151,7 @@ def test_stale_versions_used_mark_their_owner_busy(board_client, cancer):
 
 
 def test_run_asap_checks_its_error_kind(board_client):
-    workers = sorted(board_client.scheduler_info(n_workers=-1)["workers"])
+    workers = sorted(scheduler_workers(board_client))
     with pytest.raises(ValueError, match="error must be one of"):
         run_asap(board_client, AveragingBuilder(), [np.zeros(2)] * 4, graph=make_graph(4), staleness=0,
                  max_rounds=3, tol=0.0, workers=workers, error="gossip")

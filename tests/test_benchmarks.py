@@ -28,6 +28,7 @@ from dask_quorum.bench.suite import OverheadRow, ScenarioResult, SuiteConfig, Su
 from dask_quorum.bench.targets import evaluate_targets
 from dask_quorum.bench.workloads import load_workload
 from dask_quorum.pipeline.injection import injection_log
+from dask_quorum.pipeline.cluster import scheduler_workers
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -82,7 +83,7 @@ def _pinned(client, worker, n):
 
 
 def test_persistent_injection_matches_what_the_oracle_sees(client4):
-    workers = sorted(client4.scheduler_info(n_workers=-1)["workers"])
+    workers = sorted(scheduler_workers(client4))
     scenario = Scenario("p", "persistent", 4, factor=3, delay=0.002, p_slow_slow=0.5, p_slow_fast=0.5, seed=3)
     injection = scenario.injection(client4, workers)
     injection.start()
@@ -102,7 +103,7 @@ def test_persistent_injection_matches_what_the_oracle_sees(client4):
 
 
 def test_halfway_injection_turns_a_worker_slow_after_the_switch(client4):
-    workers = sorted(client4.scheduler_info(n_workers=-1)["workers"])
+    workers = sorted(scheduler_workers(client4))
     scenario = Scenario("h", "halfway", 4, factor=2, switch_s=0.25)
     injection = scenario.injection(client4, workers)
     injection.start()
@@ -135,7 +136,7 @@ def test_emulated_work_reaches_every_worker_in_every_scenario_kind(client4):
     assert picked and all(s.unit_seconds == 0.004 for s in picked)
     assert all("0.004 s per work unit" in s.describe() for s in picked)
 
-    workers = sorted(client4.scheduler_info(n_workers=-1)["workers"])
+    workers = sorted(scheduler_workers(client4))
     injection = Scenario("n", "none", 4, unit_seconds=0.004).injection(client4, workers)
     injection.start()
     try:
@@ -287,7 +288,7 @@ def test_dask_ml_contender_is_timed_to_the_iteration_that_reaches_the_target():
     workload = load_workload("synthetic-logistic", quick=True, rows=800)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, \
             Client(cluster, set_as_default=False) as client, client.as_current():
-        workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+        workers = sorted(scheduler_workers(client))
         data = C.dask_ml_data(workload, client, workers)
         probe = C.dask_ml_iterations(workload, "lbfgs", data, target=0.0, max_iter=4)
         assert probe.iterations is None  # nothing reaches a loss of 0

@@ -15,6 +15,7 @@ from dask_quorum import Slowdown, inject_stragglers, remove_stragglers
 from dask_quorum.cli import SUBCOMMANDS, build_parser, main
 from dask_quorum.demo import DemoRow, format_table, run_demo
 from dask_quorum.pipeline.profiling import load_profile, plan_profile
+from dask_quorum.pipeline.cluster import scheduler_workers
 
 
 def test_demo_prints_a_table_with_a_speed_up(capsys):
@@ -98,7 +99,7 @@ def test_every_subcommand_has_help(command, capsys):
 
 def test_profile_then_plan_end_to_end(client4, tmp_path, capsys):
     address = client4.scheduler.address
-    workers = sorted(client4.scheduler_info(n_workers=-1)["workers"])
+    workers = sorted(scheduler_workers(client4))
     slow = workers[1]
     output = tmp_path / "cluster.nc"
     inject_stragglers(client4, {slow: Slowdown(factor=4.0, delay=0.1)}, seed=2)
@@ -177,7 +178,7 @@ def test_profile_in_a_subprocess_against_a_tcp_scheduler(tmp_path):
     # the command's client (e.g. distributed's default client).
     with LocalCluster(n_workers=3, threads_per_worker=1, processes=False, protocol="tcp",
                       dashboard_address=":0") as cluster, Client(cluster, set_as_default=False) as client:
-        workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+        workers = sorted(scheduler_workers(client))
         inject_stragglers(client, {workers[0]: Slowdown(factor=4.0, delay=0.1)}, seed=3)
         output = tmp_path / "cluster.nc"
         proc = subprocess.run(

@@ -53,11 +53,11 @@ def _assert_reproduces_sum(code: GradientCode, responders, partials: np.ndarray)
 
 
 @pytest.mark.parametrize("n", range(1, 13))
-@pytest.mark.parametrize("scheme", ["frc", "cyclic"])
+@pytest.mark.parametrize("scheme", ["frc", "cyclic", "heterogeneous"])
 def test_every_tolerated_straggler_set_decodes_exactly(scheme, n):
     rng = np.random.default_rng(n)
     for r in _valid_redundancies(scheme, n):
-        code = make_code(scheme, n, redundancy=r, random_state=0)
+        code = _make(scheme, n, r)
         assert (code.n_stragglers, code.min_responders, code.exact) == (r - 1, n - r + 1, True)
         partials = rng.standard_normal((n, 3))
         for n_out in range(r):
@@ -203,16 +203,21 @@ def _assert_heterogeneous_invariants(code: GradientCode, probs, r: int) -> None:
             assert loads[a] >= loads[b], (probs, loads)
     # every partition has exactly r replicas (rows are workers: distinct by construction)
     np.testing.assert_array_equal(np.count_nonzero(code.B, axis=0), r)
-    assert set(np.unique(code.B)) <= {0.0, 1.0 / r}
     if r >= 2 and (probs < 0.5).any():
         assert _all_slow_columns(code, probs) == 0
-    assert code.is_exact(range(n))
+    assert code.exact
+    # any n - r + 1 responders decode exactly (all sets when few, else a sample)
+    sets = list(itertools.combinations(range(n), r - 1))
+    if len(sets) > 60:
+        sets = [sets[i] for i in np.random.default_rng(n).choice(len(sets), 60, replace=False)]
+    for stragglers in sets:
+        assert code.is_exact(np.setdiff1d(np.arange(n), stragglers)), stragglers
 
 
 @pytest.mark.parametrize("probs, r", HETEROGENEOUS_CASES)
 def test_heterogeneous_loads_follow_reliability_and_cover_every_partition(probs, r):
     code = make_code("heterogeneous", len(probs), redundancy=r, straggle_probs=probs, random_state=0)
-    assert (code.scheme, code.redundancy, code.exact) == ("heterogeneous", r, False)
+    assert (code.scheme, code.redundancy, code.exact) == ("heterogeneous", r, True)
     assert (code.n_stragglers, code.min_responders) == (r - 1, len(probs) - r + 1)
     _assert_heterogeneous_invariants(code, probs, r)
 
@@ -309,6 +314,49 @@ def test_heterogeneous_error_beats_expander_and_uncoded_under_heterogeneous_stra
     assert make_code("uncoded", n, redundancy=r).error(reliable) == pytest.approx(2 / 6)
 
 
+@pytest.mark.parametrize("n, r", [(8, 2), (15, 2), (15, 3), (12, 4)])
+def test_heterogeneous_max_load_bounds_the_loads(n, r):
+    probs = np.r_[0.95, 0.9, np.full(n - 2, 0.05)]
+    free = make_code("heterogeneous", n, redundancy=r, straggle_probs=probs, random_state=0)
+    for cap in range(r, n + 1):
+        code = make_code("heterogeneous", n, redundancy=r, straggle_probs=probs, random_state=0, max_load=cap)
+        loads = _loads(code)
+        assert loads.max() <= cap and loads.sum() == r * n
+        _assert_heterogeneous_invariants(code, probs, r)
+        if cap >= _loads(free).max():
+            np.testing.assert_array_equal(code.B, free.B)  # the bound does not bind
+    equal = make_code("heterogeneous", n, redundancy=r, straggle_probs=probs, random_state=0, max_load=r)
+    np.testing.assert_array_equal(_loads(equal), r)
+    # placed by reliability: the two likely stragglers take the last replicas
+    assert set(equal.assignment(0)) | set(equal.assignment(1)) <= set(range(n))
+    assert {0, 1}.isdisjoint(equal.holders(0))
+
+
+@pytest.mark.parametrize("n, r, cap", [(8, 2, 2), (7, 2, 2), (8, 2, None), (15, 3, None), (11, 3, 3)])
+def test_heterogeneous_reliable_cover_decodes_alone_beyond_the_tolerance(n, r, cap):
+    # more likely stragglers than the code tolerates: the most reliable
+    # workers that hold every partition decode exactly without any of them
+    rng = np.random.default_rng(n)
+    probs = np.where(np.arange(n) % 3 == 0, 0.95, rng.uniform(0.01, 0.2, n))
+    assert (probs >= 0.5).sum() > r - 1
+    code = make_code("heterogeneous", n, redundancy=r, straggle_probs=probs, random_state=0, max_load=cap)
+    order = np.argsort(probs, kind="stable")
+    held = np.cumsum(code.B[order] != 0, axis=0).all(axis=1)
+    cover = order[: int(np.argmax(held)) + 1]
+    assert (probs[cover] < 0.5).all()
+    assert code.is_exact(cover)
+    np.testing.assert_allclose(code.B[cover].sum(axis=0), 1.0, atol=1e-12)  # a = 1 decodes
+    assert not code.is_exact(cover[:-1])  # and none of it can be missed
+
+
+def test_heterogeneous_coefficients_depend_on_the_support_only():
+    probs = [0.9, 0.9, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05]
+    a = make_code("heterogeneous", 8, redundancy=2, straggle_probs=probs, random_state=3)
+    b = make_code("heterogeneous", 8, redundancy=2, straggle_probs=probs, random_state=3)
+    np.testing.assert_array_equal(a.B, b.B)
+    assert np.abs(a.B).max() < 100  # the best-conditioned of a few draws
+
+
 def test_heterogeneous_seeding_breaks_ties_reproducibly():
     probs = [0.9, 0.9, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05]  # six-way tie among the reliable
 
@@ -363,8 +411,8 @@ def test_rotation_moves_one_replica_per_worker_and_spreads_every_partition():
         np.testing.assert_array_equal(moved, (loads < n).astype(int))
     # over k shifts every partition spends load_i shifts on worker i: none is stuck
     # behind the likely stragglers
-    total = sum(code.rotated(s).B for s in range(n))
-    np.testing.assert_allclose(total, np.outer(loads, np.ones(n)) / r)
+    total = sum((code.rotated(s).B != 0).astype(int) for s in range(n))
+    np.testing.assert_array_equal(total, np.outer(loads, np.ones(n, dtype=int)))
 
 
 @pytest.mark.parametrize("shift", [1.0, True, "1", None])
@@ -432,7 +480,7 @@ def test_scheme_invariants(scheme):
     expected_stragglers = 0 if scheme == "sync" else 2
     assert code.n_stragglers == expected_stragglers == code.redundancy - 1
     assert code.min_responders == n - expected_stragglers
-    assert code.exact is (scheme in ("sync", "frc", "cyclic"))
+    assert code.exact is (scheme in ("sync", "frc", "cyclic", "heterogeneous"))
     assert code.is_exact(range(n))
     assert code.error([]) == 1.0 and not code.is_exact([])
     for worker in range(n):
@@ -528,6 +576,23 @@ def test_cyclic_is_deterministic():
             ("heterogeneous", 3),
             {"straggle_probs": [0.1, 0.2, 0.3], "redundancy": 4},
             r"redundancy must be <= n_workers=3, got 4",
+        ),
+        (
+            ("heterogeneous", 4),
+            {"straggle_probs": [0.1] * 4, "redundancy": 3, "max_load": 2},
+            r"max_load must be in \[redundancy=3, n_workers=4\], got 2",
+        ),
+        (
+            ("heterogeneous", 4),
+            {"straggle_probs": [0.1] * 4, "max_load": 5},
+            r"max_load must be in \[redundancy=2, n_workers=4\], got 5",
+        ),
+        (("heterogeneous", 4), {"straggle_probs": [0.1] * 4, "max_load": 2.5}, r"max_load must be an integer"),
+        (
+            ("cyclic", 4),
+            {"max_load": 2},
+            r"max_load is only used by the heterogeneity-aware scheme 'heterogeneous'; "
+            r"scheme='cyclic' does not use it",
         ),
     ],
 )

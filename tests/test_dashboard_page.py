@@ -39,6 +39,7 @@ from dask_quorum.pipeline.recorder import LatencyRecorder, attach, latencies
 from dask_quorum.pipeline.reporter import FitReporter
 from dask_quorum.pipeline.session import CodedSession
 from dask_quorum.pipeline.subprocess_cluster import SubprocessCluster
+from dask_quorum.pipeline.cluster import scheduler_workers
 
 SCRIPT = "<script>alert(1)</script>"
 IMG = "<img src=x onerror=window.__quorum_xss=1>"
@@ -200,7 +201,7 @@ def live_fit():
         url = register(client)
         assert register(client) == url  # idempotent
         asap = fit_asap(client)
-        by_name = {info["name"]: addr for addr, info in client.scheduler_info(n_workers=-1)["workers"].items()}
+        by_name = {info["name"]: addr for addr, info in scheduler_workers(client).items()}
         slow = by_name[SCRIPT]
         inject_stragglers(
             client, {addr: Slowdown(delay=0.12 if addr == slow else 0.01) for addr in by_name.values()}, seed=0

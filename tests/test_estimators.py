@@ -16,6 +16,7 @@ from sklearn.preprocessing import StandardScaler
 
 from dask_quorum import LinearRegression, LogisticRegression
 from dask_quorum.pipeline.injection import Slowdown, inject_stragglers, remove_stragglers
+from dask_quorum.pipeline.cluster import scheduler_workers
 
 EXACT = ["sync", "frc", "cyclic"]
 
@@ -94,7 +95,7 @@ def test_linear_matches_ridge_objective(client4, diabetes, scheme, alpha):
 
 def test_exact_scheme_is_exact_under_stragglers(client4, cancer):
     X, y = cancer
-    workers = sorted(client4.scheduler_info(n_workers=-1)["workers"])
+    workers = sorted(scheduler_workers(client4))
     clean = LogisticRegression(scheme="sync", tol=1e-8, max_iter=500).fit(X, y)
     inject_stragglers(client4, {workers[0]: Slowdown(factor=5, delay=0.02)}, seed=1)
     try:

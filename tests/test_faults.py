@@ -36,6 +36,7 @@ from dask_quorum.pipeline.recorder import latencies
 from dask_quorum.pipeline.rounds import ROUND_PREFIX
 from dask_quorum.pipeline.session import CodedSession
 from dask_quorum.pipeline.subprocess_cluster import SubprocessCluster
+from dask_quorum.pipeline.cluster import scheduler_workers
 
 #: Fault detection settings for the tests: quick, but far above the 0.5 s
 #: heartbeat interval of a small cluster.
@@ -97,7 +98,7 @@ def reference(clusters, data):
 
 
 def _names(client) -> dict[str, str]:
-    return {a: info["name"] for a, info in client.scheduler_info()["workers"].items()}
+    return {a: info["name"] for a, info in scheduler_workers(client).items()}
 
 
 def _cursor(client) -> int:
@@ -122,12 +123,12 @@ def _after_tasks(client, n: int, action, timeout: float = 60) -> threading.Threa
 
 def _wait_gone(client, address: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
-    while address in client.scheduler_info()["workers"] and time.monotonic() < deadline:
+    while address in scheduler_workers(client) and time.monotonic() < deadline:
         time.sleep(0.05)
 
 
 def _sorted_workers(client) -> list[str]:
-    return sorted(client.scheduler_info()["workers"])
+    return sorted(scheduler_workers(client))
 
 
 def test_a_worker_killed_mid_fit_is_dropped_and_the_fit_reaches_the_clean_loss(clusters, data, reference):

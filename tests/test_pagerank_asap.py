@@ -19,6 +19,7 @@ from dask_quorum.pipeline.asap_engine import AsapError
 from dask_quorum.pipeline.graph_blocks import DaskGraph, LocalGraph
 from dask_quorum.pipeline.injection import Slowdown, inject_stragglers, remove_stragglers
 from dask_quorum.pipeline.pagerank_asap import BlockRankBuilder, honest_residuals
+from dask_quorum.pipeline.cluster import scheduler_workers
 
 BUNDLED = (nx.karate_club_graph, nx.les_miserables_graph, nx.florentine_families_graph, nx.davis_southern_women_graph)
 #: tol giving scores within 2 d / (1 - d) * TOL = 1e-8 of the exact vector (normalisation included).
@@ -114,7 +115,7 @@ def weighted():
 
 def test_straggler_with_staleness(client4, weighted):
     A, teleport = weighted
-    workers = sorted(client4.scheduler_info(n_workers=-1)["workers"])
+    workers = sorted(scheduler_workers(client4))
     inject_stragglers(client4, {workers[1]: Slowdown(factor=1.0, delay=0.005)}, seed=0)
     try:
         pr = PageRank(personalization=teleport, tol=TOL, scheme="asap", staleness=2).fit(A)
@@ -135,7 +136,7 @@ def test_dask_array_blocks_stay_on_their_workers(client4, weighted):
     graph = DaskGraph(client4, X, weighted=True, timeout=30)
     local = LocalGraph(A)
     np.testing.assert_array_equal(graph.in_degree, local.in_degree)
-    workers = sorted(client4.scheduler_info(n_workers=-1)["workers"])
+    workers = sorted(scheduler_workers(client4))
     futures = graph.target_blocks(4, workers)
     assert all(isinstance(f, Future) for f in futures)
     wait(futures, timeout=30)

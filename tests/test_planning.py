@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from dask_quorum.pipeline.coding import EXACT_TOL, make_code
-from dask_quorum.pipeline.planning import TIME_TIE_RTOL, Plan, plan, simulate
+from dask_quorum.pipeline.planning import TIME_TIE_RTOL, Plan, plan, shape_heterogeneous, simulate
 
 
 @dataclass
@@ -225,21 +225,66 @@ def test_plan_heterogeneous_has_the_lowest_error_under_two_persistent_stragglers
     np.testing.assert_allclose(errors["uncoded"], 2 / 6)
 
 
-def test_plan_error_tol_admits_approximate_codes():
+def test_plan_heterogeneous_is_exact_beyond_the_tolerance_of_cyclic():
     # Workers 0 and 1 are both slow: they form an frc group and share a cyclic
     # partition, so at redundancy 2 frc and cyclic must wait for one of them.
-    # heterogeneous keeps both out of its reliable first pass.
+    # heterogeneous keeps both out of its reliable first pass, which decodes
+    # exactly on its own.
     model = _persistent(8, [0, 1], slowdown=10.0)
-    schemes = ("sync", "frc", "cyclic", "heterogeneous")
+    result = plan(model, schemes=("sync", "frc", "cyclic", "heterogeneous"), n_rounds=200, random_state=0)
+    table = result.table
+    assert result.recommended == "heterogeneous"
+    assert table.loc["heterogeneous", "mean_error"] <= EXACT_TOL and table.loc["heterogeneous", "exact"]
+    assert table.loc["heterogeneous", "mean_time"] < 0.3 * table.loc["sync", "mean_time"]
+    assert table.loc["frc", "mean_time"] > 1.5 * table.loc["sync", "mean_time"]
+    assert table.loc["cyclic", "mean_time"] > 1.5 * table.loc["sync", "mean_time"]
+
+
+def test_plan_error_tol_admits_approximate_codes():
+    # One persistent straggler: cyclic and uncoded both skip it, but uncoded
+    # computes one partition per worker instead of two, at an error of 1/8.
+    model = _persistent(8, [3], slowdown=10.0)
+    schemes = ("sync", "cyclic", "uncoded")
     strict = plan(model, schemes=schemes, n_rounds=200, random_state=0)
-    assert strict.recommended == "sync"  # exact codes only: the others wait 2x longer
-    assert strict.table.loc["frc", "mean_time"] > 1.5 * strict.table.loc["sync", "mean_time"]
-    assert "heterogeneous (error" in strict.reason and "not exact" in strict.reason
-    loose = plan(model, schemes=schemes, n_rounds=200, random_state=0, error_tol=1e-3)
-    assert loose.recommended == "heterogeneous"
-    assert loose.table.loc["heterogeneous", "mean_error"] <= 1e-3
-    assert loose.table.loc["heterogeneous", "mean_time"] < 0.3 * loose.table.loc["sync", "mean_time"]
-    assert loose.error_tol == 1e-3 and strict.error_tol == EXACT_TOL
+    assert strict.recommended == "cyclic"
+    assert "faster but not eligible: uncoded (error" in strict.reason and "not exact" in strict.reason
+    loose = plan(model, schemes=schemes, n_rounds=200, random_state=0, error_tol=0.2)
+    assert loose.recommended == "uncoded"
+    assert 1 / 8 <= loose.table.loc["uncoded", "mean_error"] <= 0.2
+    assert loose.table.loc["uncoded", "mean_time"] < 0.7 * loose.table.loc["cyclic", "mean_time"]
+    assert loose.error_tol == 0.2 and strict.error_tol == EXACT_TOL
+
+
+def test_shape_heterogeneous_keeps_equal_loads_for_one_persistent_straggler():
+    # Unbounded, the straggler's load lands on a reliable worker every round
+    # waits for; equal loads placed by reliability are as fast as cyclic.
+    model = _persistent(15, [4], slowdown=12.0, scale=0.0)
+    latencies = model.sample(50, random_state=0)
+    probs = np.where(np.arange(15) == 4, 0.95, 0.05)
+    code, run = shape_heterogeneous(probs, latencies, redundancy=2, random_state=0)
+    np.testing.assert_array_equal(np.count_nonzero(code.B, axis=1), 2)
+    unbounded = make_code("heterogeneous", 15, redundancy=2, straggle_probs=probs, random_state=0)
+    assert np.count_nonzero(unbounded.B, axis=1).max() == 3
+    slower = simulate(unbounded, latencies)
+    assert run.mean_time < 0.8 * slower.mean_time
+    cyclic = simulate(make_code("cyclic", 15, redundancy=2), latencies)
+    assert run.mean_time == pytest.approx(cyclic.mean_time)
+    assert run.mean_error <= EXACT_TOL
+
+
+def test_shape_heterogeneous_shifts_load_when_many_workers_straggle():
+    # Six of eight workers are 3x slow in every round, more than any
+    # tolerance: with equal loads every round waits for a slow worker, while
+    # the two reliable ones can hold every partition between them.
+    model = _persistent(8, [0, 1, 2, 3, 4, 5], slowdown=3.0, scale=0.0)
+    latencies = model.sample(30, random_state=0)
+    probs = np.where(np.arange(8) < 6, 0.9, 0.05)
+    code, run = shape_heterogeneous(probs, latencies, redundancy=2, random_state=0)
+    loads = np.count_nonzero(code.B, axis=1)
+    assert loads[6:].min() > 2 > loads[:6].min()  # work moved from the slow to the reliable
+    assert loads[:6].max() <= loads[6:].min()
+    equal = make_code("heterogeneous", 8, redundancy=2, straggle_probs=probs, random_state=0, max_load=2)
+    assert run.mean_time < 0.9 * simulate(equal, latencies).mean_time
 
 
 def test_plan_breaks_near_ties_by_compute_cost():

@@ -16,6 +16,7 @@ from dask_quorum.pipeline.profiling import (
     profile_cluster,
 )
 from dask_quorum.pipeline.stragglers import StragglerModel, fit_straggler_model
+from dask_quorum.pipeline.cluster import scheduler_workers
 
 
 def _fitted_model(seed: int = 0, n_rounds: int = 40) -> StragglerModel:
@@ -150,7 +151,7 @@ def test_probe_work_times_its_own_passes():
 
 
 def test_profile_cluster_finds_the_injected_straggler(client4):
-    workers = sorted(client4.scheduler_info(n_workers=-1)["workers"])
+    workers = sorted(scheduler_workers(client4))
     slow = workers[2]
     calls = []
     inject_stragglers(client4, {slow: Slowdown(factor=4.0, delay=0.1)}, seed=1)
@@ -175,7 +176,7 @@ def test_profile_cluster_finds_the_injected_straggler(client4):
 
 
 def test_profile_cluster_round_timeout_names_the_late_worker(client4):
-    workers = sorted(client4.scheduler_info(n_workers=-1)["workers"])
+    workers = sorted(scheduler_workers(client4))
     inject_stragglers(client4, {workers[0]: Slowdown(delay=5.0)}, seed=0)
     try:
         with pytest.raises(TimeoutError, match="still waiting on") as exc:

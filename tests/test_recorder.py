@@ -28,6 +28,7 @@ from dask_quorum.pipeline.recorder import (
     latencies,
     rows_to_dataset,
 )
+from dask_quorum.pipeline.cluster import scheduler_workers
 
 NAME = LatencyRecorder.name
 TWO_WORKERS = [("127.0.0.1", 1)] * 2
@@ -529,7 +530,7 @@ def test_preload_from_dask_scheduler_cli(tmp_path):
             fut.result(timeout=30)
             ds = latencies(client)  # no attach: the preload did it
             [worker] = ds["worker"].values.tolist()
-            assert worker in client.scheduler_info()["workers"]
+            assert worker in scheduler_workers(client)
             assert recorded_keys(ds) == [fut.key]
             assert row(ds, fut.key)["prefix"] == "sleep"
             attach(client)  # idempotent on top of the preload

@@ -11,6 +11,7 @@ from dask_quorum.pipeline.coding import make_code
 from dask_quorum.pipeline.injection import Slowdown, inject_stragglers, remove_stragglers
 from dask_quorum.pipeline.rounds import ROUND_PREFIX, RoundTimeoutError
 from dask_quorum.pipeline.session import CodedSession
+from dask_quorum.pipeline.cluster import scheduler_workers
 
 
 def scaled(params, part):
@@ -77,7 +78,7 @@ def test_each_replica_has_its_own_key_and_survives_the_amm(client4):
 
 
 def test_a_straggler_does_not_stall_later_rounds(client4):
-    workers = sorted(client4.scheduler_info(n_workers=-1)["workers"])
+    workers = sorted(scheduler_workers(client4))
     slow = workers[0]
     inject_stragglers(client4, {slow: Slowdown(delay=3.0)}, seed=0)
     try:
@@ -98,7 +99,7 @@ def test_a_straggler_does_not_stall_later_rounds(client4):
 
 
 def test_sync_waits_for_everyone_and_times_out_with_the_names(client4):
-    workers = sorted(client4.scheduler_info(n_workers=-1)["workers"])
+    workers = sorted(scheduler_workers(client4))
     inject_stragglers(client4, {workers[1]: Slowdown(delay=5.0)}, seed=0)
     try:
         with dask.config.set({"quorum.round-timeout": "1s"}):
@@ -111,7 +112,7 @@ def test_sync_waits_for_everyone_and_times_out_with_the_names(client4):
 
 
 def test_the_soft_deadline_stops_with_what_has_arrived(client4):
-    workers = sorted(client4.scheduler_info(n_workers=-1)["workers"])
+    workers = sorted(scheduler_workers(client4))
     inject_stragglers(client4, {w: Slowdown(delay=3.0) for w in workers[:2]}, seed=0)
     try:
         with CodedSession(client4, scheme="cyclic", redundancy=2, random_state=0, deadline=0.3) as s:

@@ -11,6 +11,7 @@ import xarray as xr
 
 from dask_quorum.pipeline.stragglers import (
     StragglerModel,
+    current_states,
     fit_straggler_model,
     latency_matrix,
     load_trace,
@@ -167,6 +168,34 @@ def test_sample_seeded_and_markov():
     assert s[1:][s[:-1]].mean() == pytest.approx(0.9, abs=0.03)
     gen = np.random.default_rng(5)
     np.testing.assert_array_equal(model.sample(10, gen), model.sample(10, np.random.default_rng(5)))
+
+
+def test_sample_from_given_states_forgets_them_at_the_chains_pace():
+    model = _model()
+    start = np.zeros(model.n_workers, dtype=bool)
+    start[-2] = True  # the persistent one (P(slow | slow) = 0.9) starts slow
+    runs = [model.sample(5, random_state=seed, start=start, return_states=True)[1] for seed in range(400)]
+    states = np.stack(runs)  # (run, round, worker)
+    np.testing.assert_array_equal(states[:, 0], np.broadcast_to(start, states[:, 0].shape))
+    # still slow after t rounds with probability >= 0.9 ** t
+    assert states[:, 4, -2].mean() >= 0.9**4 - 0.08
+    with pytest.raises(ValueError, match=r"start must be a boolean array of shape \(%d,\)" % model.n_workers):
+        model.sample(3, start=[True, False])
+    with pytest.raises(ValueError, match="start must be a boolean array"):
+        model.sample(3, start=np.zeros(model.n_workers))
+
+
+def test_current_states_are_the_last_observed_ones():
+    x = np.ones((4, 6))
+    x[1, 0] = 10.0  # slow in round 1, fast after
+    x[3, 1] = 10.0  # slow in its last round
+    x[2, 2] = 10.0
+    x[3, 2] = np.nan  # last seen (slow) in round 2
+    x[:, 3] = np.nan  # never observed
+    np.testing.assert_array_equal(current_states(x), [False, True, True, False, False, False])
+    np.testing.assert_array_equal(current_states(x, threshold=20.0), [False] * 6)
+    with pytest.raises(ValueError, match="threshold must be"):
+        current_states(x, threshold=0.5)
 
 
 def test_no_slow_sample_fallbacks():

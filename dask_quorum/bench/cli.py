@@ -59,8 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         default=(root.parent / "shared" / "traces") if root else None,
                         help="folder (or CSV) of the EC2 traces (default: ../shared/traces beside the repo)")
     parser.add_argument("--workloads", nargs="*", choices=WORKLOADS, default=list(WORKLOADS), metavar="NAME",
-                        help=f"workloads to fit, of {', '.join(WORKLOADS)} (default: all; none: only the "
-                        "overhead table)")
+                        help=f"workloads to fit, of {', '.join(WORKLOADS)} (default: all; the option "
+                        "alone, with no name: only the overhead table)")
     parser.add_argument("--scenarios", nargs="+",
                         help="scenario names or groups: none, persistent, trace, halfway, "
                         "persistent-10x-n16, trace-data4, ... (default: each workload's set)")
@@ -75,7 +75,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="iteration cap of every optimiser (default 150; 40 with --quick)")
     parser.add_argument("--rows", type=_positive_int, help="rows of every workload instead of its default")
     parser.add_argument("--overhead-workers", type=int, nargs="*",
-                        help="cluster sizes of the overhead table (default 4 8 16 32 64; none: skip)")
+                        help="cluster sizes of the overhead table (default 4 8 16 32 64; the option "
+                        "alone, with no size: skip the table)")
     parser.add_argument("--overhead-rounds", type=_positive_int, help="rounds timed per size (default 100)")
     parser.add_argument("--overhead-processes", action="store_true",
                         help="worker processes for the overhead table (default: in-process)")

@@ -44,6 +44,7 @@ from .measure import (
 from .oracle import oracle_seconds
 from .scenarios import TRACE_FILE, Scenario
 from .workloads import WORKLOADS, Workload, WorkloadUnavailable, load_workload
+from dask_quorum.pipeline.cluster import scheduler_workers
 
 logger = logging.getLogger(__name__)
 
@@ -264,7 +265,7 @@ def _cluster(n_workers: int, processes: bool) -> LocalCluster:
 
 
 def _workers(client: Client) -> list[str]:
-    return sorted(client.scheduler_info(n_workers=-1)["workers"])
+    return sorted(scheduler_workers(client))
 
 
 def _seconds(t: float) -> str:
