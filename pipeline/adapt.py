@@ -24,6 +24,7 @@ recovers gets its load back.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections import deque
 from typing import Any
 
@@ -85,12 +86,16 @@ def effective_units(compute: np.ndarray, units: np.ndarray, *, max_points: int =
     units = np.asarray(units, dtype=float)
     ok = np.isfinite(compute) & np.isfinite(units) & (units > 0)
     c, u = np.asarray(compute)[ok], units[ok]
-    if c.size < 8 or np.ptp(u) == 0:
-        return units
     if c.size > max_points:
         pick = np.linspace(0, c.size - 1, max_points).astype(int)
         c, u = c[pick], u[pick]
-    slope, intercept, *_ = scipy.stats.theilslopes(c, u)
+    if c.size < 8 or np.ptp(u) == 0:  # after the subsample: it may hold a single load
+        return units
+    # Only the point estimate is used: its confidence interval, which scipy
+    # computes too, is undefined (NaN, with warnings) when few loads differ.
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        slope, intercept, *_ = scipy.stats.theilslopes(c, u)
     if slope <= 0:
         return np.where(np.isfinite(units), 1.0, np.nan)
     if intercept <= 0:

@@ -7,7 +7,14 @@ import itertools
 import numpy as np
 import pytest
 
-from dask_quorum.pipeline.adapt import Forecast, OnlineAdapter, initial_code, loads_moved, smoothed_probs
+from dask_quorum.pipeline.adapt import (
+    Forecast,
+    OnlineAdapter,
+    effective_units,
+    initial_code,
+    loads_moved,
+    smoothed_probs,
+)
 from dask_quorum.pipeline.injection import Slowdown, inject_stragglers, injection_log, remove_stragglers
 from dask_quorum.pipeline.session import CodedSession
 
@@ -147,6 +154,23 @@ def test_forecast_restarts_every_horizon_from_the_current_states():
     slow = latencies > 2 * np.median(latencies, axis=1, keepdims=True)
     np.testing.assert_array_equal(slow[::5], np.broadcast_to(start, slow[::5].shape))
     assert slow[:, 4].mean() > 0.5
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_effective_units_add_the_fixed_cost_in_units():
+    # compute = 10 ms + 1 ms per unit: a task counts as units + 10
+    rng = np.random.default_rng(0)
+    units = rng.integers(1, 5, 300).astype(float)
+    compute = 0.010 + 0.001 * units
+    np.testing.assert_allclose(effective_units(compute, units), units + 10)
+    # nearly one load: scipy's confidence interval is undefined, the slope is not
+    units = np.r_[np.full(1000, 2.0), [1.0]]
+    np.testing.assert_allclose(effective_units(0.010 + 0.001 * units, units), units + 10)
+    flat = np.full(500, 2.0)
+    np.testing.assert_array_equal(effective_units(0.01 + 0.001 * flat, flat), flat)
+    # time that the load does not explain: every task is one unit
+    np.testing.assert_array_equal(effective_units(0.01 - 0.001 * units, units), np.ones_like(units))
+    assert np.isnan(effective_units(np.r_[0.01, np.nan], np.r_[1.0, np.nan])[1])
 
 
 def test_smoothed_probs_shrink_sparse_workers_to_the_cluster_rate():
