@@ -70,7 +70,7 @@ from typing import Any
 
 import dask
 import numpy as np
-from distributed import Client, wait
+from distributed import Client
 
 from dask_quorum import config
 
@@ -81,6 +81,7 @@ from .cluster import worker_addresses
 from .graph_blocks import DaskGraph, LocalGraph, TargetBlock
 from .history import asap_to_dataset
 from .pagerank import PageRankFit
+from .placement import wait_in_memory
 
 logger = logging.getLogger(__name__)
 
@@ -317,11 +318,4 @@ def pagerank_asap(
 def _built(futures: list[Any]) -> list[Any]:
     """``futures`` once all are in memory; raise their error, or TimeoutError after ``quorum.setup-timeout``."""
     timeout = config.get_timeout("setup-timeout")
-    try:
-        wait(futures, timeout=timeout)
-    except TimeoutError as exc:
-        raise TimeoutError(f"the target blocks were not built within {timeout:g} s (quorum.setup-timeout)") from exc
-    for f in futures:
-        if f.status == "error":
-            f.result()  # raises the task's error; never fetches a block
-    return futures
+    return wait_in_memory(futures, timeout, "the target blocks were not built", " (quorum.setup-timeout)")

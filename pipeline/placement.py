@@ -213,11 +213,22 @@ def copy_futures(client: Client, payloads: Sequence[Any], address: str, timeout:
         client.submit(_replica, p, workers=[address], allow_other_workers=False, pure=False)
         for p in payloads
     ]
+    return wait_in_memory(copies, timeout, f"partitions not copied to {address}")
+
+
+def wait_in_memory(futures: list[Future], timeout: float, what: str, hint: str = "") -> list[Future]:
+    """``futures`` once all have finished; raise the first task's error if one failed.
+
+    Raises
+    ------
+    TimeoutError
+        ``"<what> within <timeout> s<hint>"`` when they have not all finished in time.
+    """
     try:
-        wait_futures(copies, timeout=timeout)
+        wait_futures(futures, timeout=timeout)
     except TimeoutError as exc:
-        raise TimeoutError(f"partitions not copied to {address} within {timeout:g} s") from exc
-    for f in copies:
+        raise TimeoutError(f"{what} within {timeout:g} s{hint}") from exc
+    for f in futures:
         if f.status == "error":
             raise f.exception()
-    return copies
+    return futures
