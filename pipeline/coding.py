@@ -38,7 +38,7 @@ SCHEMES: tuple[str, ...] = ("sync", "uncoded", "frc", "cyclic", "expander", "het
 #: ``is_exact`` threshold on ``err(S)`` (a mean squared coefficient error).
 EXACT_TOL: float = 1e-10
 
-_EXACT_SCHEMES = frozenset({"sync", "frc", "cyclic"})
+_EXACT_SCHEMES = frozenset({"sync", "frc", "cyclic", "heterogeneous"})
 _RESCALED_SCHEMES = frozenset({"sync", "uncoded"})  # decoded by k / |S| rescaling
 _SWAPS_PER_EDGE = 10  # edge switches per edge when randomising the expander
 #: ``heterogeneous``: straggle probabilities are clipped into this range before
@@ -66,8 +66,9 @@ class GradientCode:
         Redundancy parameter; ``n_stragglers == redundancy - 1``.
     exact : bool
         Whether decoding is exact from *any* ``min_responders`` workers:
-        true for ``sync``, ``frc`` and ``cyclic``, and for every scheme with
-        ``redundancy == 1`` (then all workers are waited for).
+        true for ``sync``, ``frc``, ``cyclic`` and ``heterogeneous``, and
+        for every scheme with ``redundancy == 1`` (then all workers are
+        waited for).
 
     Attributes
     ----------
@@ -448,7 +449,7 @@ def make_code(
             B = _heterogeneous_coefficients(support, r - 1, cover)
         else:
             B = _random_regular_bipartite(n, r, rng) / r
-    exact = scheme in _EXACT_SCHEMES or scheme == "heterogeneous" or r == 1
+    exact = scheme in _EXACT_SCHEMES or r == 1
     code = GradientCode(scheme=scheme, B=B, redundancy=r, exact=exact)
     logger.debug("built %r", code)
     return code

@@ -446,7 +446,7 @@ def plan(
         Largest acceptable mean normalised decoding error.  ``None`` accepts
         only exact schemes: codes that guarantee exact decoding from any
         ``min_responders`` workers (``code.exact``: ``sync``, ``frc``,
-        ``cyclic``, every scheme at ``redundancy=1``) and that also decoded
+        ``cyclic``, ``heterogeneous``, every scheme at ``redundancy=1``) and that also decoded
         exactly in the simulation (mean error ``<= EXACT_TOL``).  An
         approximate code that happened to decode exactly in every simulated
         round is not enough: its luck depends on the model being right.
