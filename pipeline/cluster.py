@@ -92,13 +92,31 @@ def get_client(client: Client | None = None) -> Client:
         return embedded_client()
 
 
+def scheduler_identity(client: Client, timeout: float) -> dict:
+    """The scheduler's identity (id, address, every worker), asked for now.
+
+    Unlike ``client.scheduler_info()`` this never reads the client's cached
+    identity, which the client's periodic refresh overwrites with a copy
+    that holds no workers: read right after such a refresh, the cache says
+    the cluster is empty.
+
+    Raises
+    ------
+    TimeoutError
+        If the scheduler does not answer within ``timeout`` seconds.
+    """
+    try:
+        return client.sync(client.scheduler.identity, n_workers=-1, callback_timeout=max(timeout, 0.01))
+    except TimeoutError as exc:
+        raise TimeoutError(
+            f"the scheduler behind {client!r} did not list its workers within {timeout:g} s"
+        ) from exc
+
+
 def scheduler_workers(client: Client, timeout: float | None = None) -> dict[str, dict]:
     """The scheduler's current workers, ``{address: info}``, asked for now.
 
-    Unlike ``client.scheduler_info()["workers"]`` this never reads the
-    client's cached identity, which the client's periodic refresh overwrites
-    with a copy that holds no workers: read right after such a refresh, the
-    cache says the cluster is empty.
+    See :func:`scheduler_identity` for why not ``client.scheduler_info()``.
 
     Parameters
     ----------
@@ -115,13 +133,7 @@ def scheduler_workers(client: Client, timeout: float | None = None) -> dict[str,
     """
     if timeout is None:
         timeout = config.get_timeout("setup-timeout")
-    try:
-        identity = client.sync(client.scheduler.identity, n_workers=-1, callback_timeout=timeout)
-    except TimeoutError as exc:
-        raise TimeoutError(
-            f"the scheduler behind {client!r} did not list its workers within {timeout:g} s"
-        ) from exc
-    return dict(identity["workers"])
+    return dict(scheduler_identity(client, timeout)["workers"])
 
 
 def worker_addresses(client: Client, timeout: float | None = None) -> list[str]:

@@ -39,6 +39,8 @@ from typing import Any
 import numpy as np
 from distributed import Client
 
+from .cluster import scheduler_identity
+
 logger = logging.getLogger(__name__)
 
 #: Scheduler event topic of the sessions' membership changes.
@@ -139,9 +141,7 @@ def scheduler_view(
     """
     check_client(client, during)
     try:
-        info = client.sync(
-            client.scheduler.identity, n_workers=-1, callback_timeout=max(timeout, 0.01)
-        )
+        info = scheduler_identity(client, timeout)
     except TimeoutError as exc:
         raise SchedulerLostError(
             f"{during}: the scheduler {scheduler_address(client)} did not answer within "
