@@ -9,7 +9,7 @@ synthetic data, :func:`dask_quorum.bench.workloads.make_classification_data`)
 on the same in-process cluster, with the same injected stragglers: the first
 ``--slow`` workers follow a two-state Markov chain (slow = ``factor`` x the
 natural time + ``delay``). ASAP steps are slowed by the same chains
-(:func:`~dask_quorum.pipeline.injection.slow_step`). For every round the
+(:func:`~dask_quorum.pipeline.inject.slow_step`). For every round the
 true objective of the round's iterate (for ASAP: the average of the
 replicas) is evaluated on the driver afterwards, so all contenders are
 judged on the same loss. Reported: time and rounds to reach

@@ -9,7 +9,7 @@ answer, ``--messages`` times in a row, with each mechanism:
 
 * ``rpc-handler``: a handler installed on every worker by a WorkerPlugin,
   called over the workers' own connection pool (what ASAP uses,
-  :mod:`dask_quorum.pipeline.asap_worker`);
+  :mod:`dask_quorum.pipeline.asap.worker`);
 * ``actor``: a method of an actor living on B (``submit(..., actor=True)``);
 * ``task``: a task submitted from A, pinned to B, through the scheduler;
 * ``queue``: a round trip through two ``distributed.Queue`` objects, which

@@ -43,7 +43,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from dask_quorum.datasets import make_rmat_graph
 from dask_quorum.estimators import PageRank
-from dask_quorum.pipeline.injection import Slowdown, inject_stragglers, remove_stragglers
+from dask_quorum.pipeline.inject import Slowdown, inject_stragglers, remove_stragglers
 from dask_quorum.pipeline.cluster import scheduler_workers
 
 

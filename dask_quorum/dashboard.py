@@ -20,7 +20,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from dask_quorum.pipeline import fitboard, recorder
+from dask_quorum.pipeline import recorder
+from dask_quorum.pipeline.dashboard import board
 from dask_quorum.pipeline.dashboard import ROUTE, stragglers_doc
 
 if TYPE_CHECKING:
@@ -47,4 +48,4 @@ def dask_setup(scheduler: Scheduler) -> None:
         The scheduler being started.
     """
     recorder.dask_setup(scheduler)
-    fitboard.dask_setup(scheduler)
+    board.dask_setup(scheduler)

@@ -15,10 +15,7 @@ from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
 
 from dask_quorum import config
-from dask_quorum.pipeline.cluster import get_client, worker_addresses
-from dask_quorum.pipeline.coding import SCHEMES
-from dask_quorum.pipeline.fit import fit_by_rounds
-from dask_quorum.pipeline.fit_asap import fit_asap
+from dask_quorum.pipeline import SCHEMES, fit_asap, fit_by_rounds, get_client, worker_addresses
 
 from ._losses import GLMPartial, PenalisedMean
 
@@ -145,7 +142,7 @@ class QuorumLinearModel(BaseEstimator):
     def _fit_asap(
         self, client: Client, X: Any, y: np.ndarray, partial: GLMPartial, l2: float, random_state: Any
     ) -> np.ndarray:
-        """ASAP mode: decentralised gradient tracking (:func:`~dask_quorum.pipeline.fit_asap.fit_asap`)."""
+        """ASAP mode: decentralised gradient tracking (:func:`~dask_quorum.pipeline.asap.fit_asap`)."""
         fitted = fit_asap(
             client,
             X,

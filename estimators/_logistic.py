@@ -51,7 +51,7 @@ class LogisticRegression(ClassifierMixin, QuorumLinearModel):
         keeps a replica of the parameters, takes one local gradient-tracking
         step per round and averages with ``ceil(log2 n)`` peers under the
         NOTIFY-ACK protocol; the model is the average of the replicas (see
-        :mod:`dask_quorum.pipeline.fit_asap`). None uses ``quorum.scheme``
+        :mod:`dask_quorum.pipeline.asap.fit`). None uses ``quorum.scheme``
         from the dask config.
     redundancy : int or None, default=None
         Workers holding each partition. None uses ``quorum.redundancy``,

@@ -16,10 +16,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_random_state
 
 from dask_quorum import config
-from dask_quorum.pipeline.cluster import get_client
-from dask_quorum.pipeline.graph_blocks import DaskGraph, LocalGraph
-from dask_quorum.pipeline.pagerank import PageRankFit, pagerank_by_rounds
-from dask_quorum.pipeline.pagerank_asap import pagerank_asap
+from dask_quorum.pipeline import DaskGraph, LocalGraph, PageRankFit, get_client, pagerank_asap, pagerank_by_rounds
 
 from ._base import ENGINE_CONSTRAINTS, QuorumLinearModel, check_asap_parameters
 
@@ -36,13 +33,13 @@ class PageRank(BaseEstimator):
     Approximate codes (``uncoded``, ``expander``) do not
     bias the result: every round also decodes how much of each block it
     used, and the driver accounts for exactly that (see
-    :mod:`dask_quorum.pipeline.pagerank`), so all schemes converge to the
+    :mod:`dask_quorum.pipeline.pagerank.power`), so all schemes converge to the
     same vector; approximate ones take more rounds.
 
     ``scheme="asap"`` drops the driver barrier: every worker owns a block of
     the ranks and the in-edges of that block, and recomputes its block from
     the blocks its peers send it, worker to worker (asynchronous block
-    iteration; see :mod:`dask_quorum.pipeline.pagerank_asap`). With
+    iteration; see :mod:`dask_quorum.pipeline.asap.pagerank`). With
     ``staleness=0`` this is the same power iteration; with ``staleness > 0``
     a worker goes on with peers' blocks up to ``staleness`` rounds old,
     which converges to the same vector because the PageRank map is a

@@ -14,4 +14,4 @@ def test_public_names_resolve():
 def test_top_level_names_are_the_engine_objects():
     assert dask_quorum.latencies is dask_quorum.pipeline.recorder.latencies
     assert dask_quorum.attach is dask_quorum.pipeline.recorder.attach
-    assert dask_quorum.StragglerInjector is dask_quorum.pipeline.injection.StragglerInjector
+    assert dask_quorum.StragglerInjector is dask_quorum.pipeline.inject.StragglerInjector

@@ -200,7 +200,7 @@ def test_a_worker_killed_during_profile_is_a_one_line_error(tmp_path):
     import signal
     import time
 
-    from dask_quorum.pipeline.subprocess_cluster import SubprocessCluster
+    from dask_quorum.pipeline.cluster import SubprocessCluster
 
     with SubprocessCluster(2, preload=None) as cluster:
         proc = subprocess.Popen(

@@ -24,7 +24,7 @@ import numpy as np
 from distributed import Client
 
 from dask_quorum import config
-from dask_quorum.pipeline.session import CodedSession
+from dask_quorum.pipeline.engine import CodedSession
 
 __all__ = [
     "Counters",

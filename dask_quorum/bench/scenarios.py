@@ -2,7 +2,7 @@
 
 A :class:`Scenario` names a cluster size and one way of slowing workers
 down, applied identically to every contender through
-:func:`~dask_quorum.pipeline.injection.inject_stragglers` (which slows any
+:func:`~dask_quorum.pipeline.inject.inject_stragglers` (which slows any
 Dask task, whoever built the graph):
 
 ``none``
@@ -16,7 +16,7 @@ Dask task, whoever built the graph):
     meets the same state sequence task by task.
 ``trace``
     One worker per node of an EC2 trace replays that node's per-iteration
-    slowdown (:class:`~dask_quorum.pipeline.replay.TraceReplay`).
+    slowdown (:class:`~dask_quorum.pipeline.inject.TraceReplay`).
 ``halfway``
     One worker turns ``factor`` times slower ``switch_s`` seconds after the
     fit starts (for the whole rest of the fit). The switch is timed, not
@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 from distributed import Client
 
-from dask_quorum.pipeline.injection import (
+from dask_quorum.pipeline.inject.plugin import (
     Slowdown,
     TraceReplay,
     inject_stragglers,
@@ -98,7 +98,7 @@ class Scenario:
     unit_seconds : float, default=0.0
         Emulated seconds of work per declared work unit on every worker,
         times its slowdown factor (see "Emulated work" in
-        :mod:`~dask_quorum.pipeline.injection`): makes a small host behave
+        :mod:`~dask_quorum.pipeline.inject.plugin`): makes a small host behave
         like a cluster of dedicated machines. Applies in every kind,
         ``none`` included; only tasks that declare work units get it.
     """

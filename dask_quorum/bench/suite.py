@@ -423,7 +423,7 @@ def run_overhead(
     cfg: SuiteConfig, schemes: Sequence[str] = ("sync", "cyclic"), log: Callable[[str], None] = logger.info
 ) -> list[OverheadRow]:
     """An empty engine round against the bare floor, for every size in ``cfg.overhead_workers``."""
-    from dask_quorum.pipeline.session import CodedSession
+    from dask_quorum.pipeline.engine import CodedSession
 
     rows = []
     for n in cfg.overhead_workers:

@@ -1,0 +1,218 @@
+"""Online adaptation on a real cluster: re-fit the model, re-encode, switch scheme."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from dask_quorum.pipeline.engine import (
+    Forecast,
+    OnlineAdapter,
+    effective_units,
+    initial_code,
+    loads_moved,
+    smoothed_probs,
+)
+from dask_quorum.pipeline.inject import Slowdown, inject_stragglers, injection_log, remove_stragglers
+from dask_quorum.pipeline.engine import CodedSession
+
+
+def scaled(params, part):
+    return params * part
+
+
+def _run(session, adapter, n_rounds, parts):
+    for _ in range(n_rounds):
+        total = session.round(scaled, 1.0)
+        adapter.after_round(len(session.records) - 1)
+        # every round still decodes to (nearly) the true sum
+        assert np.linalg.norm(total - np.sum(parts, axis=0)) <= 0.5 * np.linalg.norm(np.sum(parts, axis=0))
+
+
+def _session(client, scheme):
+    return CodedSession(
+        client,
+        scheme=scheme,
+        redundancy=2,
+        random_state=0,
+        code_factory=lambda n: initial_code(scheme, n, 2, np.random.RandomState(0)),
+    )
+
+
+def _loads(code):
+    return np.count_nonzero(code.B, axis=1)
+
+
+def _exact_pairs(code):
+    return [pair for pair in itertools.combinations(range(code.n_workers), 2) if code.is_exact(pair)]
+
+
+def test_heterogeneous_moves_intermittent_stragglers_out_of_the_reliable_cover(client4):
+    # Every task takes 20 ms more than its natural ~1 ms, so that timing noise
+    # of an in-process cluster does not look like straggling.
+    base = Slowdown(delay=0.02)
+    with _session(client4, "heterogeneous") as s:
+        parts = [np.full(3, float(j + 1)) for j in range(s.n_partitions)]
+        s.place(parts, units=[100] * s.n_partitions)
+        adapter = OnlineAdapter(s, scheme="heterogeneous", redundancy=2, random_state=0, every=5, window=30)
+        assert len(set(_loads(s.code))) == 1  # equal loads while nothing is known
+        # Two workers that hold the same partitions turn slow in about 60 % of
+        # their tasks, independently: in a third of the rounds both straggle,
+        # more than redundancy 2 tolerates, and the round waits for them.
+        held = s.code.B != 0
+        cover = next(p for p in itertools.combinations(range(4), 2) if (held[p[0]] == held[p[1]]).all())
+        flaky = Slowdown(delay=0.2, p_slow_slow=0.7, p_slow_fast=0.5)
+        slow = {s.workers[i] for i in cover}
+        try:
+            inject_stragglers(client4, {w: base for w in s.workers}, seed=0)
+            _run(s, adapter, 10, parts)
+            assert not adapter.switches  # nothing to gain
+            inject_stragglers(client4, {w: (flaky if w in slow else base) for w in s.workers}, seed=0)
+            _run(s, adapter, 40, parts)
+            probs = smoothed_probs(adapter.model)
+            reliable = sorted(set(range(4)) - set(cover))
+            assert probs[list(cover)].min() > probs[reliable].max()
+            assert any(r > 10 for r, _ in adapter.switches)
+            # the two reliable workers now hold every partition and decode alone
+            assert tuple(reliable) in _exact_pairs(s.code)
+            # and no round since the last re-encoding used a task slowed down
+            since = adapter.switches[-1][0]
+            slowed = {
+                (rec.key[1], s.workers.index(w))
+                for w, records in injection_log(client4).items()
+                if w in slow
+                for rec in records
+                if rec.slow and isinstance(rec.key, tuple) and rec.key[1] >= since
+            }
+            assert slowed  # the flaky workers did straggle meanwhile
+            for record in s.records[since:]:
+                assert record.stop == "exact"
+                assert not {(record.index, i) for i in record.responders} & slowed
+            # recovered: the model forgets the slow rounds
+            inject_stragglers(client4, {w: base for w in s.workers}, seed=0)
+            _run(s, adapter, 45, parts)
+        finally:
+            remove_stragglers(client4)
+        assert not slow & set(adapter.model.slow_workers())
+        assert (smoothed_probs(adapter.model) < 0.2).all()
+        np.testing.assert_array_equal(_loads(s.code), 2)  # equal shares (r = 2) for all
+
+
+def test_auto_stays_synchronous_without_stragglers(client4):
+    with _session(client4, "auto") as s:
+        parts = [np.ones(3)] * s.n_partitions
+        s.place(parts, units=[100] * s.n_partitions)
+        adapter = OnlineAdapter(s, scheme="auto", redundancy=2, random_state=0, every=5, window=20)
+        # 20 ms tasks: an in-process cluster's millisecond jitter is not straggling
+        inject_stragglers(client4, {w: Slowdown(delay=0.02) for w in s.workers}, seed=0)
+        try:
+            _run(s, adapter, 30, parts)
+        finally:
+            remove_stragglers(client4)
+        assert s.code.scheme == "sync"
+        assert adapter.switches == []
+
+
+def test_auto_switches_to_a_coded_scheme_under_a_persistent_straggler(client4):
+    with _session(client4, "auto") as s:
+        parts = [np.ones(3)] * s.n_partitions
+        s.place(parts, units=[100] * s.n_partitions)
+        adapter = OnlineAdapter(s, scheme="auto", redundancy=2, random_state=0, every=5, window=20)
+        inject_stragglers(client4, {s.workers[1]: Slowdown(factor=10, delay=0.1)}, seed=0)
+        try:
+            _run(s, adapter, 15, parts)
+        finally:
+            remove_stragglers(client4)
+        assert s.code.scheme in {"frc", "cyclic", "heterogeneous"}
+        # at the first re-fit: the straggler is slow now, whatever its
+        # chain's stationary probability after three rounds
+        assert adapter.switches and adapter.switches[0][0] == adapter.first == 3
+        # the rounds after the switch did not wait for the straggler
+        before = s.records[: adapter.switches[0][0]]
+        after = s.records[adapter.switches[0][0] + 1 :]
+        assert all(1 in r.responders for r in before)  # sync waited for it
+        assert after and np.mean([1 in r.responders for r in after]) < 0.5
+
+
+def test_forecast_restarts_every_horizon_from_the_current_states():
+    from dask_quorum.pipeline.stragglers import fit_straggler_model
+
+    rng = np.random.default_rng(0)
+    x = 1e-5 * (1 + 0.05 * rng.random((3, 6)))
+    x[:, 4] *= 12  # three rounds, worker 4 slow in all of them
+    model = fit_straggler_model(x)
+    assert model.p_stationary[4] < 0.5  # the prior still dominates its chain
+    start = np.arange(6) == 4
+    forecast = Forecast(model, start, horizon=5)
+    assert forecast.workers == model.workers and forecast.p is model.p
+    latencies = forecast.sample(23, random_state=1)
+    assert latencies.shape == (23, 6)
+    np.testing.assert_array_equal(latencies, forecast.sample(23, random_state=1))
+    # every run of five rounds starts with worker 4 slow and the others fast
+    slow = latencies > 2 * np.median(latencies, axis=1, keepdims=True)
+    np.testing.assert_array_equal(slow[::5], np.broadcast_to(start, slow[::5].shape))
+    assert slow[:, 4].mean() > 0.5
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_effective_units_add_the_fixed_cost_in_units():
+    # compute = 10 ms + 1 ms per unit: a task counts as units + 10
+    rng = np.random.default_rng(0)
+    units = rng.integers(1, 5, 300).astype(float)
+    compute = 0.010 + 0.001 * units
+    np.testing.assert_allclose(effective_units(compute, units), units + 10)
+    # nearly one load: scipy's confidence interval is undefined, the slope is not
+    units = np.r_[np.full(1000, 2.0), [1.0]]
+    np.testing.assert_allclose(effective_units(0.010 + 0.001 * units, units), units + 10)
+    flat = np.full(500, 2.0)
+    np.testing.assert_array_equal(effective_units(0.01 + 0.001 * flat, flat), flat)
+    # time that the load does not explain: every task is one unit
+    np.testing.assert_array_equal(effective_units(0.01 - 0.001 * units, units), np.ones_like(units))
+    assert np.isnan(effective_units(np.r_[0.01, np.nan], np.r_[1.0, np.nan])[1])
+
+
+def test_smoothed_probs_shrink_sparse_workers_to_the_cluster_rate():
+    from types import SimpleNamespace
+
+    # worker 2 was seen in 2 rounds only (busy), never slow; worker 3 once slow in 15
+    model = SimpleNamespace(p=np.array([0.0, 0.0, 0.0, 1 / 15]), n_rounds=np.array([15, 15, 2, 15]))
+    probs = smoothed_probs(model)
+    assert probs[0] == probs[1] == probs[2] == pytest.approx(0.05)  # floor, not pushed toward 1/2
+    assert 0.05 <= probs[3] < 0.1  # one slow round does not make a straggler
+    slow = SimpleNamespace(p=np.array([0.0, 1.0]), n_rounds=np.array([20, 3]))
+    assert smoothed_probs(slow)[1] > 0.5
+
+
+def test_loads_moved_is_a_factor_on_the_ideal_load():
+    base = np.array([0.05, 0.05, 0.05])
+    assert not loads_moved(base, np.array([0.05, 0.06, 0.05]), 1.5)  # noise
+    assert loads_moved(base, np.array([0.05, 0.3, 0.05]), 1.5)  # turned slow
+    assert loads_moved(np.array([0.05, 0.24, 0.05]), base, 1.5)  # recovered
+
+
+def test_adapter_rejects_static_schemes(client4):
+    with CodedSession(client4, scheme="cyclic", redundancy=2) as s:
+        s.place([np.ones(2)] * s.n_partitions)
+        with pytest.raises(ValueError, match="heterogeneous"):
+            OnlineAdapter(s, scheme="cyclic", redundancy=2, random_state=0)
+    with pytest.raises(ValueError, match="auto"):
+        initial_code("cyclic", 4, 2, None)
+
+
+@pytest.mark.parametrize("scheme", ["auto", "heterogeneous"])
+def test_estimators_fit_with_adaptive_schemes(client4, scheme):
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.preprocessing import scale
+
+    from dask_quorum import LogisticRegression
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = scale(X)
+    ref = LogisticRegression(scheme="sync", tol=1e-8, max_iter=500).fit(X, y)
+    est = LogisticRegression(scheme=scheme, tol=1e-8, max_iter=500, random_state=0).fit(X, y)
+    assert est.history_.attrs["scheme"] == scheme
+    assert set(est.history_["scheme"].values) <= {"sync", "frc", "cyclic", "heterogeneous"}
+    f = lambda m: m.history_["loss"].values.min()  # noqa: E731
+    assert f(est) == pytest.approx(f(ref), rel=1e-4)

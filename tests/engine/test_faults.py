@@ -1,0 +1,461 @@
+"""Faults on a real multi-process cluster: killed, hung and joining workers,
+losses beyond what the code tolerates, a lost client or scheduler.
+
+The cluster is ``dask scheduler`` + ``dask worker --no-nanny`` processes
+(:class:`~dask_quorum.pipeline.cluster.SubprocessCluster`): a
+worker killed with SIGKILL stays dead, one stopped with SIGSTOP hangs. The
+cluster is shared by the module; every test first tops it up to the workers
+it needs.
+"""
+
+from __future__ import annotations
+
+import operator
+import signal
+import threading
+import time
+import warnings
+
+import dask
+import numpy as np
+import pytest
+from distributed import Client, LocalCluster
+from sklearn.datasets import make_classification
+
+from dask_quorum import LogisticRegression
+from dask_quorum.pipeline.inject import Slowdown, inject_stragglers, remove_stragglers
+from dask_quorum.pipeline.engine import (
+    HangDetector,
+    SchedulerLostError,
+    SchedulerView,
+    WorkersLostError,
+    heartbeat_lag,
+)
+from dask_quorum.pipeline.engine import Placement
+from dask_quorum.pipeline.recorder import latencies
+from dask_quorum.pipeline.engine import ROUND_PREFIX
+from dask_quorum.pipeline.engine import CodedSession
+from dask_quorum.pipeline.cluster import SubprocessCluster
+from dask_quorum.pipeline.cluster import scheduler_workers
+
+#: Fault detection settings for the tests: quick, but far above the 0.5 s
+#: heartbeat interval of a small cluster.
+FAST_FAULTS = {
+    "quorum.faults.missed-rounds": 3,
+    "quorum.faults.heartbeat-timeout": "2s",
+    "quorum.faults.check-interval": "250ms",
+    "quorum.round-timeout": "60s",
+}
+
+
+class Clusters:
+    """The module's subprocess cluster, restarted if a test killed its scheduler."""
+
+    def __init__(self) -> None:
+        self.cluster: SubprocessCluster | None = None
+
+    def ensure(self, n_workers: int) -> SubprocessCluster:
+        if self.cluster is not None and self.cluster.scheduler.poll() is not None:
+            self.cluster.close()
+            self.cluster = None
+        if self.cluster is None:
+            self.cluster = SubprocessCluster(n_workers, timeout=60)
+            return self.cluster
+        alive = [n for n, p in self.cluster.workers.items() if p.poll() is None]
+        if len(alive) < n_workers:
+            self.cluster.add_workers(n_workers - len(alive))
+        return self.cluster
+
+
+@pytest.fixture(scope="module")
+def clusters():
+    holder = Clusters()
+    yield holder
+    if holder.cluster is not None:
+        holder.cluster.close()
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = make_classification(n_samples=1000, n_features=10, n_informative=5, random_state=0)
+    return X * np.logspace(0, 0.7, 10), y
+
+
+def _fit(client, X, y, scheme="cyclic"):
+    clf = LogisticRegression(scheme=scheme, redundancy=2, max_iter=300, tol=1e-9, random_state=0, client=client)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a ConvergenceWarning would not change the comparison
+        clf.fit(X, y)
+    return clf
+
+
+@pytest.fixture(scope="module")
+def reference(clusters, data):
+    """The clean run's final loss (also loads the fit's modules into every worker)."""
+    cluster = clusters.ensure(4)
+    with cluster.client() as client:
+        return float(_fit(client, *data).history_["loss"][-1])
+
+
+def _names(client) -> dict[str, str]:
+    return {a: info["name"] for a, info in scheduler_workers(client).items()}
+
+
+def _cursor(client) -> int:
+    """Tasks the latency recorder has seen finish (it is preloaded on the scheduler)."""
+    return latencies(client, since=2**62).attrs["cursor"]
+
+
+def _after_tasks(client, n: int, action, timeout: float = 60) -> threading.Thread:
+    """Run ``action()`` in a thread once ``n`` more tasks have finished on the cluster."""
+    start = _cursor(client)
+
+    def watch():
+        deadline = time.monotonic() + timeout
+        while _cursor(client) < start + n and time.monotonic() < deadline:
+            time.sleep(0.02)
+        action()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def _wait_gone(client, address: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while address in scheduler_workers(client) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _sorted_workers(client) -> list[str]:
+    return sorted(scheduler_workers(client))
+
+
+def test_a_worker_killed_mid_fit_is_dropped_and_the_fit_reaches_the_clean_loss(clusters, data, reference):
+    cluster = clusters.ensure(4)
+    with cluster.client() as client, dask.config.set(FAST_FAULTS):
+        victim = _sorted_workers(client)[1]
+        name = _names(client)[victim]
+        killer = _after_tasks(client, 20, lambda: cluster.signal(name, signal.SIGKILL))
+        clf = _fit(client, *data)
+        killer.join(10)
+        history = clf.history_
+        assert history.attrs["lost_workers"] == [victim]
+        assert float(history["loss"][-1]) == pytest.approx(reference, rel=1e-3)
+        member = history["member"].sel(worker=victim).values
+        first_without = int(np.argmin(member))
+        assert member[:first_without].all() and not member[first_without:].any() and first_without > 0
+        # after the loss it never answers; the others decode exactly every round
+        assert not history["responded"].sel(worker=victim).values[first_without:].any()
+        assert (history["decode_error"].values <= 1e-10).all()
+        assert "left the cluster" in history.attrs["membership"]
+        # the latency recorder saw the scheduler remove it and the fit drop it
+        events = {(action, worker) for _, action, worker, _ in latencies(client).attrs["membership"]}
+        assert {("remove-worker", victim), ("lost", victim)} <= events
+
+
+def test_a_hung_worker_is_a_straggler_then_lost_and_the_fit_reaches_the_clean_loss(clusters, data, reference):
+    cluster = clusters.ensure(3)
+    with cluster.client() as client, dask.config.set(FAST_FAULTS):
+        workers = _sorted_workers(client)
+        victim = workers[2]
+        name = _names(client)[victim]
+        # every task waits 0.13 s, so the fit lasts long enough to see the hang
+        inject_stragglers(client, {w: Slowdown(delay=0.13) for w in workers}, seed=0)
+        try:
+            stopper = _after_tasks(client, 12, lambda: cluster.signal(name, signal.SIGSTOP))
+            clf = _fit(client, *data)
+            stopper.join(10)
+            history = clf.history_
+            assert history.attrs["lost_workers"] == [victim]
+            assert "no heartbeat" in history.attrs["membership"]
+            assert float(history["loss"][-1]) == pytest.approx(reference, rel=1e-3)
+            member = history["member"].sel(worker=victim).values
+            assert member[0] and not member[-1]
+            # while it hung but was still a member it was busy, not waited on
+            hung = history["busy"].sel(worker=victim).values & member
+            assert hung.sum() >= FAST_FAULTS["quorum.faults.missed-rounds"]
+            assert victim not in set(history["waited_on"].values[np.flatnonzero(hung)])
+            assert any(a == "lost" and w == victim for _, a, w, _ in latencies(client).attrs["membership"])
+        finally:
+            cluster.signal(name, signal.SIGCONT)
+            cluster.signal(name, signal.SIGKILL)
+            _wait_gone(client, victim)
+            remove_stragglers(client)
+
+
+def _parts(k, d=4, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.normal(size=d) for _ in range(k)]
+
+
+def _replicas_per_partition(session) -> np.ndarray:
+    counts = np.zeros(session.n_partitions, dtype=int)
+    for (i, j), fut in session._placement.replicas.items():
+        assert fut.status == "finished"
+        counts[j] += 1
+    return counts
+
+
+def test_a_joining_worker_is_used_from_a_later_round(clusters):
+    cluster = clusters.ensure(2)
+    with cluster.client() as client, dask.config.set({**FAST_FAULTS, "quorum.faults.partitions-per-worker": 2}):
+        with CodedSession(client, scheme="cyclic", redundancy=2, random_state=0) as s:
+            parts = _parts(s.n_partitions)
+            s.place(parts)
+            before = list(s.workers)
+            (new,) = cluster.add_workers(1, wait=False)
+            deadline = time.monotonic() + 60
+
+            def answered() -> bool:  # the newcomer answered a round (it first imports the engine)
+                return bool(s.all_workers[len(before):]) and any(
+                    len(before) in r.responders for r in s.records
+                )
+
+            t = 0
+            while not answered() and time.monotonic() < deadline:
+                np.testing.assert_allclose(s.round(operator.mul, 1.0 + t), (1.0 + t) * np.sum(parts, axis=0))
+                t += 1
+                time.sleep(0.02)
+            (event,) = s.events
+            joined = event.worker
+            assert event.action == "joined" and _names(client)[joined] == new
+            assert s.workers == before + [joined] and s.all_workers == before + [joined]
+            index = s.all_workers.index(joined)
+            assert answered() and index == len(before)
+            assert all(index in r.members for r in s.records[event.round :])
+            assert not any(index in r.members for r in s.records[: event.round])
+            assert (_replicas_per_partition(s) == 2).all()
+            assert all(r.stop == "exact" for r in s.records)
+
+
+def _round_tasks_on_workers(client) -> int:
+    def count(dask_worker):
+        return sum(ROUND_PREFIX in str(k) for k in dask_worker.state.tasks)
+
+    return sum(client.run(count).values())
+
+
+def test_a_closed_client_stops_the_fit_with_a_clear_error_and_leaves_no_tasks(clusters, data):
+    cluster = clusters.ensure(2)
+    client = cluster.client()
+    try:
+        inject_stragglers(client, {w: Slowdown(delay=0.3) for w in _sorted_workers(client)}, seed=0)
+        closer = _after_tasks(client, 4, client.close)
+        start = time.monotonic()
+        with pytest.raises(SchedulerLostError, match="closed|not connected"):
+            _fit(client, *data)
+        closer.join(10)
+        assert time.monotonic() - start < 30
+    finally:
+        client.close()
+    with cluster.client() as other:
+        remove_stragglers(other)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            tasks = other.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+            if tasks == 0 and _round_tasks_on_workers(other) == 0:
+                break
+            time.sleep(0.1)
+        assert other.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)) == 0
+        assert _round_tasks_on_workers(other) == 0
+
+
+def test_losing_more_workers_than_the_code_tolerates_replans_then_stops_naming_them(clusters):
+    cluster = clusters.ensure(3)
+    with cluster.client() as client, dask.config.set(FAST_FAULTS):
+        with CodedSession(client, scheme="cyclic", redundancy=2, random_state=0) as s:
+            parts = _parts(s.n_partitions)
+            s.place(parts)
+            s.round(operator.mul, 1.0)
+            names = _names(client)
+            doomed = s.workers[:-1]
+            for w in doomed:  # two or more at once: cyclic with redundancy 2 tolerates one
+                cluster.signal(names[w], signal.SIGKILL)
+            start = time.monotonic()
+            total = s.round(operator.mul, 2.0)
+            np.testing.assert_allclose(total, 2.0 * np.sum(parts, axis=0))
+            assert sorted(e.worker for e in s.events if e.action == "lost") == sorted(doomed)
+            (survivor,) = s.workers
+            assert s.code.n_workers == 1 and (_replicas_per_partition(s) == 1).all()
+            # the last one: nothing left to re-plan on, a clear error within bounded time
+            cluster.signal(names[survivor], signal.SIGKILL)
+            with pytest.raises(WorkersLostError, match="fewer than quorum.faults.min-workers") as err:
+                for _ in range(100):
+                    s.round(operator.mul, 3.0)
+            assert set(err.value.lost) == set(doomed) | {survivor}
+            assert all(w in str(err.value) for w in [survivor, *doomed])
+            assert time.monotonic() - start < 30
+
+
+def test_a_restarted_scheduler_stops_the_fit_with_a_clear_error_and_the_workers_exit(clusters, data):
+    cluster = clusters.ensure(1)
+    workers = [p for p in cluster.workers.values() if p.poll() is None]
+    with cluster.client(timeout=5) as client:
+        inject_stragglers(client, {w: Slowdown(delay=0.2) for w in _sorted_workers(client)}, seed=0)
+        restarter = _after_tasks(client, 4, cluster.restart_scheduler)
+        start = time.monotonic()
+        with pytest.raises(SchedulerLostError, match="scheduler"):
+            _fit(client, *data, scheme="sync")
+        restarter.join(30)
+        assert time.monotonic() - start < 60
+    # no worker goes on running round tasks for a scheduler that is gone: they shut down
+    for p in workers:
+        assert p.wait(30) is not None
+
+
+# --------------------------------------------------------------------------- in-process checks
+
+
+def test_a_scheduler_with_another_id_is_a_restarted_scheduler(client4):
+    with CodedSession(client4, scheme="cyclic", redundancy=2, random_state=0) as s:
+        s.place(_parts(s.n_partitions))
+        s.round(operator.mul, 1.0)
+        s._scheduler_id = "an-earlier-scheduler"
+        s._last_check = -np.inf  # read the cluster at the next round
+        with pytest.raises(SchedulerLostError, match="restarted"):
+            s.round(operator.mul, 1.0)
+
+
+def _view(last_seen: dict[str, float]) -> SchedulerView:
+    return SchedulerView(id="s", address="tcp://s", workers={w: {"last_seen": t} for w, t in last_seen.items()})
+
+
+def test_hang_detector_needs_missed_rounds_silence_and_an_answered_round():
+    detector = HangDetector(missed_rounds=3, heartbeat_timeout=10.0)
+    members = ["a", "b", "c"]
+    for _ in range(2):
+        detector.observe(members, busy=["b", "c"])
+    assert detector.suspects() == []  # two rounds are not three
+    detector.observe(members, busy=["b", "c"])
+    assert detector.suspects() == ["b", "c"]
+    view = _view({"a": 100.0, "b": 99.5, "c": 80.0})
+    # b heartbeats (a busy straggler), c has been silent for 20 s
+    assert detector.hung(view) == {"c": 20.0}
+    # c never answered a round: it may be loading modules, not hung
+    assert detector.hung(view, eligible=["a", "b"]) == {}
+    detector.observe(members, busy=["b"])  # c answered: no longer a suspect
+    assert detector.hung(view) == {}
+    # alone in the cluster: silence is measured on the driver's clock
+    alone = HangDetector(missed_rounds=1, heartbeat_timeout=0.05)
+    alone.observe(["x"], busy=["x"])
+    assert alone.hung(_view({"x": 5.0})) == {}
+    time.sleep(0.1)
+    assert set(alone.hung(_view({"x": 5.0}))) == {"x"}
+    assert heartbeat_lag("x", _view({"x": 5.0})) is None
+
+
+def test_placement_keeps_replicas_by_worker_when_the_workers_change(client4):
+    workers = _sorted_workers(client4)
+    B = np.kron(np.eye(2), np.ones((2, 2)))  # frc: workers 0, 1 hold {0, 1}; 2, 3 hold {2, 3}
+    placement = Placement(client4, workers, B, _parts(4), timeout=30)
+    try:
+        before = {(workers[i], j): f for (i, j), f in placement.replicas.items()}
+        # the same assignment with the rows in another order moves nothing
+        order = [3, 2, 1, 0]
+        assert placement.update(B[order], [workers[i] for i in order]) == 0
+        after = {(placement.workers[i], j): f for (i, j), f in placement.replicas.items()}
+        assert after.keys() == before.keys() and all(after[k] is before[k] for k in after)
+        # without the last worker: only what it held elsewhere is placed
+        kept = [workers[0], workers[1], workers[2]]
+        B3 = np.array([[1, 1, 0, 0], [1, 1, 1, 0], [0, 0, 1, 1.0]])
+        moved = placement.update(B3, kept)
+        assert moved == 1  # partition 2 onto workers[1]; workers[2] keeps 2 and 3
+        assert placement.holdings(kept).tolist() == (B3 != 0).tolist()
+        assert placement.broken() == []
+    finally:
+        placement.release()
+
+
+def test_an_adaptive_fit_keeps_adapting_after_losing_a_worker(client4):
+    from dask_quorum.pipeline.engine import OnlineAdapter, initial_code
+
+    factory = lambda n: initial_code("heterogeneous", n, 2, 0)  # noqa: E731
+    with CodedSession(client4, scheme="heterogeneous", redundancy=2, random_state=0, code_factory=factory) as s:
+        s.place(_parts(s.n_partitions))
+        adapter = OnlineAdapter(s, scheme="heterogeneous", redundancy=2, random_state=0, every=4, window=20)
+        for t in range(8):
+            s.round(operator.mul, 1.0)
+            adapter.after_round(t)
+        assert adapter.model is not None and len(adapter.model.workers) == 4
+        dropped = s.workers[1]
+        s._replan({dropped: "dropped by the test"}, [], len(s.records))  # as after a loss
+        assert s.code.n_workers == 3 and s.code.scheme == "heterogeneous"
+        for t in range(8, 30):
+            s.round(operator.mul, 1.0)
+            adapter.after_round(t)
+        assert list(adapter.model.workers) == s.workers and dropped not in s.workers
+        assert s.code.n_workers == 3 and (_replicas_per_partition(s) == 2).all()
+
+
+# --------------------------------------------------------------------------- soak
+
+
+def _worker_state(client) -> dict[str, tuple[int, int]]:
+    def count(dask_worker):
+        return len(dask_worker.data), len(dask_worker.state.tasks)
+
+    return client.run(count)
+
+
+def _recorder_sizes(client) -> tuple[int, int, int, int]:
+    def sizes(dask_scheduler):
+        plugin = dask_scheduler.plugins["quorum-latency-recorder"]
+        return len(plugin), plugin.capacity, len(plugin._entered), len(plugin.membership)
+
+    return client.run_on_scheduler(sizes)
+
+
+@pytest.fixture
+def client2():
+    """Two in-process workers: the cheapest rounds (about 5 ms of scheduling per worker)."""
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
+        with Client(cluster, set_as_default=False) as client:
+            yield client
+
+
+def test_soak_2000_rounds_with_stragglers_returns_to_baseline(client2):
+    """Tiny rounds with injected stragglers: nothing accumulates on the cluster or the client."""
+    from dask_quorum.pipeline.recorder import LatencyRecorder
+
+    client = client2
+    client.register_plugin(LatencyRecorder(capacity=1000))
+    workers = _sorted_workers(client)
+    n_tasks = lambda: client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))  # noqa: E731
+    baseline = (n_tasks(), _worker_state(client), len(client.futures))
+    inject_stragglers(
+        client,
+        {
+            workers[0]: Slowdown(delay=0.02, p_slow_slow=0.6, p_slow_fast=0.1),
+            workers[1]: Slowdown(delay=0.05, p_slow_slow=0.3, p_slow_fast=0.05),
+        },
+        seed=1,
+    )
+    try:
+        with CodedSession(client, scheme="cyclic", redundancy=2, random_state=0) as s:
+            parts = _parts(s.n_partitions, d=3)
+            s.place(parts)
+            want = np.sum(parts, axis=0)
+            peak = 0
+            for t in range(2000):
+                total = s.round(operator.mul, 1.0)
+                if t % 250 == 0:
+                    np.testing.assert_allclose(total, want, rtol=1e-9)
+                    peak = max(peak, n_tasks())
+                    rows, capacity, processing, _ = _recorder_sizes(client)
+                    assert rows <= capacity == 1000 and processing <= len(workers)
+            # replicas + one round task per worker + results fetched or in flight
+            assert peak <= int(np.count_nonzero(s.placed_code.B)) + 3 * len(workers)
+            assert all(r.stop == "exact" for r in s.records)
+            assert sum(bool(r.busy) for r in s.records) > 50  # the stragglers did straggle
+            assert not s.events  # and were never taken for lost workers
+    finally:
+        remove_stragglers(client)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if (n_tasks(), _worker_state(client), len(client.futures)) == baseline:
+            break
+        time.sleep(0.1)
+    assert (n_tasks(), _worker_state(client), len(client.futures)) == baseline
+    rows, capacity, processing, membership = _recorder_sizes(client)
+    assert rows == capacity == 1000 and processing == 0 and membership <= 1000
