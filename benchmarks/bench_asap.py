@@ -31,14 +31,23 @@ from time import perf_counter
 
 import dask
 import numpy as np
+from dask_quorum.pipeline.cluster import scheduler_workers
 from distributed import Client, LocalCluster
 from sklearn.exceptions import ConvergenceWarning
 
-from dask_quorum import LogisticRegression, Slowdown, inject_stragglers, remove_stragglers
+from dask_quorum import (
+    LogisticRegression,
+    Slowdown,
+    inject_stragglers,
+    remove_stragglers,
+)
 from dask_quorum.bench.measure import wait_idle
 from dask_quorum.bench.report import write_csv
-from dask_quorum.bench.workloads import TARGET_RATIO, GLMWorkload, make_classification_data
-from dask_quorum.pipeline.cluster import scheduler_workers
+from dask_quorum.bench.workloads import (
+    TARGET_RATIO,
+    GLMWorkload,
+    make_classification_data,
+)
 
 
 def contender(name: str, args, client) -> tuple[LogisticRegression, dict]:

@@ -29,12 +29,12 @@ from time import perf_counter
 
 import dask
 import numpy as np
+from dask_quorum.pipeline.cluster import scheduler_workers
 from distributed import Client, LocalCluster, Queue, get_client, get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 from distributed.protocol import to_serialize
 
 from dask_quorum.bench.report import write_csv
-from dask_quorum.pipeline.cluster import scheduler_workers
 
 
 class EchoPlugin(WorkerPlugin):

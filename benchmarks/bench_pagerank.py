@@ -38,13 +38,13 @@ from time import perf_counter
 import dask
 import numpy as np
 import pandas as pd
+from dask_quorum.estimators import PageRank
+from dask_quorum.pipeline.cluster import scheduler_workers
+from dask_quorum.pipeline.inject import Slowdown, inject_stragglers, remove_stragglers
 from distributed import Client, LocalCluster
 from sklearn.exceptions import ConvergenceWarning
 
 from dask_quorum.datasets import make_rmat_graph
-from dask_quorum.estimators import PageRank
-from dask_quorum.pipeline.inject import Slowdown, inject_stragglers, remove_stragglers
-from dask_quorum.pipeline.cluster import scheduler_workers
 
 
 def igraph_reference(A, damping: float) -> tuple[np.ndarray, float]:

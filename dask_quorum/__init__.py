@@ -25,23 +25,23 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "LinearRegression": ("dask_quorum.estimators", "LinearRegression"),
     "LogisticRegression": ("dask_quorum.estimators", "LogisticRegression"),
     "PageRank": ("dask_quorum.estimators", "PageRank"),
-    "ClusterProfile": ("dask_quorum.pipeline.profiling.profile", "ClusterProfile"),
-    "LatencyRecorder": ("dask_quorum.pipeline.recorder.plugin", "LatencyRecorder"),
-    "Slowdown": ("dask_quorum.pipeline.inject.plugin", "Slowdown"),
-    "StragglerInjector": ("dask_quorum.pipeline.inject.plugin", "StragglerInjector"),
-    "StragglerModel": ("dask_quorum.pipeline.stragglers.model", "StragglerModel"),
-    "TraceReplay": ("dask_quorum.pipeline.inject.replay", "TraceReplay"),
-    "attach": ("dask_quorum.pipeline.recorder.plugin", "attach"),
-    "fit_straggler_model": ("dask_quorum.pipeline.stragglers.model", "fit_straggler_model"),
-    "inject_stragglers": ("dask_quorum.pipeline.inject.plugin", "inject_stragglers"),
-    "latencies": ("dask_quorum.pipeline.recorder.plugin", "latencies"),
-    "load_profile": ("dask_quorum.pipeline.profiling.profile", "load_profile"),
-    "make_code": ("dask_quorum.pipeline.coding.schemes", "make_code"),
+    "ClusterProfile": ("dask_quorum.pipeline.profiling", "ClusterProfile"),
+    "LatencyRecorder": ("dask_quorum.pipeline.recorder", "LatencyRecorder"),
+    "Slowdown": ("dask_quorum.pipeline.inject", "Slowdown"),
+    "StragglerInjector": ("dask_quorum.pipeline.inject", "StragglerInjector"),
+    "StragglerModel": ("dask_quorum.pipeline.stragglers", "StragglerModel"),
+    "TraceReplay": ("dask_quorum.pipeline.inject", "TraceReplay"),
+    "attach": ("dask_quorum.pipeline.recorder", "attach"),
+    "fit_straggler_model": ("dask_quorum.pipeline.stragglers", "fit_straggler_model"),
+    "inject_stragglers": ("dask_quorum.pipeline.inject", "inject_stragglers"),
+    "latencies": ("dask_quorum.pipeline.recorder", "latencies"),
+    "load_profile": ("dask_quorum.pipeline.profiling", "load_profile"),
+    "make_code": ("dask_quorum.pipeline.coding", "make_code"),
     "make_rmat_graph": ("dask_quorum.datasets", "make_rmat_graph"),
-    "plan": ("dask_quorum.pipeline.planning.plan", "plan"),
-    "profile_cluster": ("dask_quorum.pipeline.profiling.profile", "profile_cluster"),
-    "register_dashboard": ("dask_quorum.pipeline.dashboard.page", "register"),
-    "remove_stragglers": ("dask_quorum.pipeline.inject.plugin", "remove_stragglers"),
+    "plan": ("dask_quorum.pipeline.planning", "plan"),
+    "profile_cluster": ("dask_quorum.pipeline.profiling", "profile_cluster"),
+    "register_dashboard": ("dask_quorum.pipeline.dashboard", "register"),
+    "remove_stragglers": ("dask_quorum.pipeline.inject", "remove_stragglers"),
 }
 
 __all__ = sorted(_EXPORTS)
@@ -54,13 +54,17 @@ if TYPE_CHECKING:  # pragma: no cover
     from dask_quorum.pipeline.inject import (
         Slowdown,
         StragglerInjector,
+        TraceReplay,
         inject_stragglers,
         remove_stragglers,
     )
     from dask_quorum.pipeline.planning import plan
-    from dask_quorum.pipeline.profiling import ClusterProfile, load_profile, profile_cluster
+    from dask_quorum.pipeline.profiling import (
+        ClusterProfile,
+        load_profile,
+        profile_cluster,
+    )
     from dask_quorum.pipeline.recorder import LatencyRecorder, attach, latencies
-    from dask_quorum.pipeline.inject import TraceReplay
     from dask_quorum.pipeline.stragglers import StragglerModel, fit_straggler_model
 
 

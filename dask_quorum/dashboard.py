@@ -21,8 +21,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from dask_quorum.pipeline import recorder
-from dask_quorum.pipeline.dashboard import board
-from dask_quorum.pipeline.dashboard import ROUTE, stragglers_doc
+from dask_quorum.pipeline.dashboard import ROUTE, board, stragglers_doc
 
 if TYPE_CHECKING:
     from distributed import Scheduler

@@ -13,8 +13,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
 
 from dask_quorum.estimators import LogisticRegression
-from dask_quorum.pipeline.inject import Slowdown, inject_stragglers, remove_stragglers
 from dask_quorum.pipeline.cluster import scheduler_workers
+from dask_quorum.pipeline.inject import Slowdown, inject_stragglers, remove_stragglers
 
 logger = logging.getLogger(__name__)
 

@@ -7,6 +7,13 @@ from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
+from dask_quorum.pipeline import (
+    SCHEMES,
+    fit_asap,
+    fit_by_rounds,
+    get_client,
+    worker_addresses,
+)
 from distributed import Client
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
@@ -15,11 +22,8 @@ from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
 
 from dask_quorum import config
-from dask_quorum.pipeline import SCHEMES, fit_asap, fit_by_rounds, get_client, worker_addresses
 
 from ._losses import GLMPartial, PenalisedMean
-
-
 
 #: Constraints of the engine's parameters, shared by every estimator.
 ENGINE_CONSTRAINTS: dict = {

@@ -9,6 +9,14 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from dask_quorum.pipeline import (
+    DaskGraph,
+    LocalGraph,
+    PageRankFit,
+    get_client,
+    pagerank_asap,
+    pagerank_by_rounds,
+)
 from distributed import Client
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.exceptions import ConvergenceWarning
@@ -16,7 +24,6 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_random_state
 
 from dask_quorum import config
-from dask_quorum.pipeline import DaskGraph, LocalGraph, PageRankFit, get_client, pagerank_asap, pagerank_by_rounds
 
 from ._base import ENGINE_CONSTRAINTS, QuorumLinearModel, check_asap_parameters
 

@@ -72,12 +72,29 @@ if TYPE_CHECKING:  # pragma: no cover
     from .asap import fit_asap, pagerank_asap
     from .cluster import get_client, worker_addresses
     from .coding import SCHEMES, GradientCode, make_code
-    from .engine import CodedSession, RoundRecord, RoundRunner, RoundTimeoutError, fit_by_rounds
-    from .inject import Slowdown, StragglerInjector, TraceReplay, inject_stragglers, remove_stragglers
+    from .engine import (
+        CodedSession,
+        RoundRecord,
+        RoundRunner,
+        RoundTimeoutError,
+        fit_by_rounds,
+    )
+    from .inject import (
+        Slowdown,
+        StragglerInjector,
+        TraceReplay,
+        inject_stragglers,
+        remove_stragglers,
+    )
     from .pagerank import DaskGraph, LocalGraph, PageRankFit, pagerank_by_rounds
     from .planning import Plan, plan, simulate
     from .recorder import LatencyRecorder, attach, latencies
-    from .stragglers import StragglerModel, fit_straggler_model, latency_matrix, load_trace
+    from .stragglers import (
+        StragglerModel,
+        fit_straggler_model,
+        latency_matrix,
+        load_trace,
+    )
 
 
 def __getattr__(name: str) -> Any:

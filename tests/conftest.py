@@ -6,13 +6,13 @@ import threading
 
 import dask
 import pytest
+from dask_quorum.pipeline.cluster import scheduler_workers
 from distributed import Client, LocalCluster
 
 # Before distributed.utils_test loads: it snapshots dask.config at import and
 # resets to that snapshot around its tests, so the quorum.* defaults must
 # already be registered.
 import dask_quorum  # noqa: F401
-from dask_quorum.pipeline.cluster import scheduler_workers
 
 pytest_plugins = ["distributed.utils_test"]
 

@@ -1,7 +1,8 @@
 """The public namespace."""
 
-import dask_quorum
 import dask_quorum.pipeline
+
+import dask_quorum
 
 
 def test_public_names_resolve():

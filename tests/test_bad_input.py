@@ -21,15 +21,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from dask_quorum.pipeline.cluster import free_port
+from dask_quorum.pipeline.coding import make_code
+from dask_quorum.pipeline.inject import TraceReplay, inject_stragglers
+from dask_quorum.pipeline.stragglers import fit_straggler_model, load_trace
 from sklearn.utils._param_validation import InvalidParameterError
 
 from dask_quorum import LinearRegression, LogisticRegression
 from dask_quorum.cli import main
-from dask_quorum.pipeline.coding import make_code
-from dask_quorum.pipeline.inject import inject_stragglers
-from dask_quorum.pipeline.inject import TraceReplay
-from dask_quorum.pipeline.stragglers import fit_straggler_model, load_trace
-from dask_quorum.pipeline.cluster import free_port
 
 #: Longest any bad input may take to be refused.
 BOUND = 15.0

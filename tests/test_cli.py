@@ -9,13 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from dask_quorum.pipeline.cluster import scheduler_workers
+from dask_quorum.pipeline.profiling import load_profile, plan_profile
 from distributed import Client, LocalCluster
 
 from dask_quorum import Slowdown, inject_stragglers, remove_stragglers
 from dask_quorum.cli import SUBCOMMANDS, build_parser, main
 from dask_quorum.demo import DemoRow, format_table, run_demo
-from dask_quorum.pipeline.profiling import load_profile, plan_profile
-from dask_quorum.pipeline.cluster import scheduler_workers
 
 
 def test_demo_prints_a_table_with_a_speed_up(capsys):

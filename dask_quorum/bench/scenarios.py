@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 from distributed import Client
 
-from dask_quorum.pipeline.inject.plugin import (
+from dask_quorum.pipeline.inject import (
     Slowdown,
     TraceReplay,
     inject_stragglers,
@@ -53,7 +53,7 @@ from .oracle import round_seconds
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["KINDS", "Scenario", "Injection", "TRACE_FILE"]
+__all__ = ["KINDS", "TRACE_FILE", "Injection", "Scenario"]
 
 #: Scenario kinds.
 KINDS = ("none", "persistent", "trace", "halfway")

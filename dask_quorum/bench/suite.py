@@ -30,6 +30,7 @@ from typing import Any
 from distributed import Client, LocalCluster
 
 from dask_quorum import config
+from dask_quorum.pipeline.cluster import scheduler_workers
 
 from . import contenders as C
 from .measure import (
@@ -44,7 +45,6 @@ from .measure import (
 from .oracle import oracle_seconds
 from .scenarios import TRACE_FILE, Scenario
 from .workloads import WORKLOADS, Workload, WorkloadUnavailable, load_workload
-from dask_quorum.pipeline.cluster import scheduler_workers
 
 logger = logging.getLogger(__name__)
 

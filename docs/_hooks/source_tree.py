@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tomllib
 from pathlib import Path
 
+import tomllib
 from mkdocs.plugins import event_priority
 
 log = logging.getLogger("mkdocs.hooks.source_tree")

@@ -1,11 +1,14 @@
 """ASAP mode: asynchronous stochastic reduce with NOTIFY-ACK, no driver barrier.
 
 Holds the peer graphs (:mod:`.graph`), the NOTIFY-ACK state machine
-(:mod:`.protocol`), the per-worker loop and its peer-to-peer transport
-(:mod:`.worker`), the driver that starts, leases and collects runs
-(:mod:`.driver`), and the two workloads: gradient tracking for the linear
-models (:mod:`.glm`, :mod:`.fit`) and asynchronous block iteration for
-PageRank (:mod:`.pagerank`).
+(:mod:`.protocol`), the per-worker loop and its peer-to-peer messages
+(:mod:`.peer_run`), the worker plugin whose handlers start, control and
+collect those loops (:mod:`.worker`), the driver that starts, leases and
+collects runs (:mod:`.driver`), what a run returns and how it fails
+(:mod:`.result`), its round summaries for the dashboard
+(:mod:`.progress`), and the two workloads: gradient tracking for the
+linear models (:mod:`.glm`, :mod:`.fit`) and asynchronous block iteration
+for PageRank (:mod:`.pagerank`).
 
 May import :mod:`~dask_quorum.pipeline.cluster`,
 :mod:`~dask_quorum.pipeline.engine`, :mod:`~dask_quorum.pipeline.pagerank`,
@@ -13,13 +16,28 @@ May import :mod:`~dask_quorum.pipeline.cluster`,
 :mod:`~dask_quorum.pipeline.recorder` and the dashboard's reporter.
 """
 
-from .driver import ERRORS, SLOW_STEP, AsapError, AsapResult, AsapTimeoutError, consensus_error, run_asap
+from .driver import run_asap
 from .fit import AsapFit, fit_asap
-from .glm import GLMSpec, TrackingBuilder, TrackingProgram, curvature_bound, curvature_sample, hessian_blocks
+from .glm import (
+    GLMSpec,
+    TrackingBuilder,
+    TrackingProgram,
+    curvature_bound,
+    curvature_sample,
+    hessian_blocks,
+)
 from .graph import GRAPH_KINDS, PeerGraph, default_degree, make_graph, spectral_gap
-from .pagerank import BlockRankBuilder, BlockRankProgram, honest_residuals, pagerank_asap
+from .pagerank import (
+    BlockRankBuilder,
+    BlockRankProgram,
+    honest_residuals,
+    pagerank_asap,
+)
+from .peer_run import STEP_PREFIX, PeerRun
+from .progress import ERRORS, SLOW_STEP
 from .protocol import NotifyAck, ProtocolError, Send
-from .worker import PLUGIN_NAME, STEP_PREFIX, AsapWorkerPlugin, InMemory, PeerRun
+from .result import AsapError, AsapResult, AsapTimeoutError, consensus_error
+from .worker import PLUGIN_NAME, AsapWorkerPlugin, InMemory
 
 __all__ = [
     "ERRORS",

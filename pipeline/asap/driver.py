@@ -2,8 +2,8 @@
 
 :func:`run_asap` is workload-agnostic: it takes one data payload per worker,
 a picklable *builder* that turns a payload into a program on the worker
-(see :mod:`~dask_quorum.pipeline.asap.worker`), a peer graph and a stopping rule, and returns
-every worker's per-round history. The gradient workload
+(see :mod:`~dask_quorum.pipeline.asap.peer_run`), a peer graph and a stopping rule, and returns
+every worker's per-round history (:class:`~dask_quorum.pipeline.asap.AsapResult`). The gradient workload
 (:mod:`~dask_quorum.pipeline.asap.fit`) and any other (asynchronous block iteration for PageRank)
 plug in through the builder.
 
@@ -19,27 +19,13 @@ Control, not data, goes through the driver:
   every worker ends at the same round and the replicas are comparable;
 * **collect** the histories, then **release** the runs.
 
-The dashboard (``/individual-stragglers``, :mod:`~dask_quorum.pipeline.dashboard.page`) shows the run
-like a coded fit, through a :class:`~dask_quorum.pipeline.dashboard.FitReporter` keyed by the
-run's token: the assignment (one partition per worker: the identity), and
-a few rounds per page refresh, piggybacked on the status polls (a poll asks
-every worker for the newest round all of them finished; the next reply
-carries its numbers, and the snapshots when they are small); the error
-column is the consensus error (largest distance of a replica from their
-average) or, for a workload whose snapshots are not replicas, the largest
-residual. Stragglers of a round are the workers whose step took more than
-:data:`SLOW_STEP` times the round's median. Under staleness, the workers
-a peer reduced with a stale version of count as *busy* (still on an
-older round), and the stop column says how many stale versions were used
-and how old the oldest was (not as stragglers: lateness spreads, a peer
-held back by a straggler is itself late for its own out-peers, so nearly
-every worker would count). The last round is reported from the collected
-history when the run ends. Reporting never waits: the reporter only
-queues.
+The dashboard shows the run like a coded fit, a few rounds per page
+refresh piggybacked on the status polls
+(:mod:`~dask_quorum.pipeline.asap.progress`).
 
 Another workload plugs in with its own builder and program (interface in
-:mod:`.asap_average`). PageRank as asynchronous block iteration, for
-instance: worker ``b`` owns the rank block ``b`` and the matching rows of
+:mod:`~dask_quorum.pipeline.asap.peer_run`). PageRank as asynchronous block iteration, for
+instance (:mod:`~dask_quorum.pipeline.asap.pagerank`): worker ``b`` owns the rank block ``b`` and the matching rows of
 the transition matrix's transpose; a :class:`~dask_quorum.pipeline.asap.PeerGraph`-like object
 whose in-peers are the blocks with edges into ``b`` (``run_asap`` uses only
 its ``n``, ``in_peers(i)`` and ``out_peers(i)``); the
@@ -51,18 +37,16 @@ concatenation of the snapshots rather than their average.
 
 Every wait has a deadline. A worker that cannot reach a peer, a peer that
 breaks the protocol, or a worker that leaves the cluster ends the fit with
-:class:`AsapError` naming the worker; no progress for
-``quorum.round-timeout`` seconds ends it with :class:`AsapTimeoutError`.
+:class:`~dask_quorum.pipeline.asap.AsapError` naming the worker; no progress for
+``quorum.round-timeout`` seconds ends it with :class:`~dask_quorum.pipeline.asap.AsapTimeoutError`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from time import perf_counter, sleep, time
 from typing import Any
 
@@ -72,168 +56,16 @@ from distributed.protocol import to_serialize
 
 from dask_quorum import config
 
-from .graph import PeerGraph
-from .worker import AsapWorkerPlugin
-from ..dashboard import FitReporter
 from ..cluster import scheduler_workers
+from ..dashboard import FitReporter
+from .graph import PeerGraph
+from .progress import ERRORS, Progress
+from .result import AsapError, AsapResult, AsapTimeoutError, stack_histories
+from .worker import AsapWorkerPlugin
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ERRORS", "SLOW_STEP", "AsapError", "AsapResult", "AsapTimeoutError", "consensus_error", "run_asap"]
-
-#: What a run may report as the dashboard's error column (see :func:`run_asap`).
-ERRORS = ("consensus", "residual")
-#: A worker whose step took more than this many times the round's median step
-#: counts as a straggler of that round on the dashboard (the threshold of
-#: :func:`~dask_quorum.pipeline.stragglers.fit_straggler_model`).
-SLOW_STEP = 2.0
-#: Rounds reported to the dashboard per page refresh (``quorum.dashboard.update-interval``).
-REPORTS_PER_REFRESH = 4
-
-
-class AsapError(RuntimeError):
-    """A worker of an ASAP fit failed, left, or could not reach a peer."""
-
-
-class AsapTimeoutError(TimeoutError):
-    """An ASAP fit made no progress within its deadline."""
-
-
-@dataclass
-class AsapResult:
-    """Every worker's history of an ASAP run.
-
-    Attributes
-    ----------
-    workers : list of str
-        Addresses, by graph position.
-    graph : PeerGraph
-    staleness : int
-    started : float
-        ``time.time()`` when the loops were released.
-    converged : bool
-        Whether the run stopped on the residual test rather than ``max_rounds``.
-    snapshots : ndarray of shape (n_rounds, n_workers, ...)
-        Each worker's snapshot (replica) after each round.
-    values, residuals, finished, compute, wait, sent, received : ndarray of shape (n_rounds, n_workers)
-        Local objective, residual, ``time.time()`` at the end of the round,
-        step seconds (injected slowdown included), seconds waited for the
-        in-peers, payload bytes of this round's version sent / consumed.
-    consumed : list of ndarray
-        Per worker, ``(round, peer, version)`` of every version it reduced with.
-    final : ndarray of shape (n_workers, ...)
-        Each worker's last snapshot.
-    """
-
-    workers: list[str]
-    graph: PeerGraph
-    staleness: int
-    started: float
-    converged: bool
-    snapshots: np.ndarray
-    values: np.ndarray
-    residuals: np.ndarray
-    finished: np.ndarray
-    compute: np.ndarray
-    wait: np.ndarray
-    sent: np.ndarray
-    received: np.ndarray
-    consumed: list[np.ndarray]
-    final: np.ndarray
-
-    @property
-    def n_rounds(self) -> int:
-        return int(self.values.shape[0])
-
-
-def consensus_error(snapshots: np.ndarray) -> float:
-    """Largest distance of a worker's snapshot from the workers' average.
-
-    Parameters
-    ----------
-    snapshots : ndarray of shape (n_workers, ...)
-        One round's snapshots.
-    """
-    flat = np.asarray(snapshots, dtype=float).reshape(len(snapshots), -1)
-    return float(np.linalg.norm(flat - flat.mean(axis=0), axis=1).max())
-
-
-class _Progress:
-    """Round summaries of a run for the dashboard, piggybacked on the driver's polls."""
-
-    def __init__(self, reporter: FitReporter, n: int, error: str, started: float) -> None:
-        self.reporter = reporter
-        self.error = error
-        self.started = started
-        self.interval = config.get_timeout("dashboard.update-interval") / REPORTS_PER_REFRESH
-        # snapshots of one round: at most as many numbers as the largest assignment shown
-        self.max_values = max(1, int(config.get("dashboard.max-cells")) // n)
-        self.asked: int | None = None
-        self.reported = -1
-        self._due = perf_counter()
-
-    def ask(self, rounds: Sequence[int]) -> dict[str, int]:
-        """Extra arguments of the next poll: the newest round every worker finished, when a report is due."""
-        newest = min(rounds) - 1
-        if newest <= self.reported or perf_counter() < self._due:
-            return {}
-        self.asked = newest
-        wanted = self.error == "consensus" and self.reporter.enabled
-        return {"report": newest, "snapshot": self.max_values if wanted else 0}
-
-    def take(self, replies: Sequence[dict[str, Any]], last: int | None) -> None:
-        """Report the asked round from a poll's replies, unless it is ``last`` (reported by :meth:`finish`)."""
-        t, self.asked = self.asked, None
-        if t is None or t == last:
-            return
-        reports = [r.get("report") for r in replies]
-        if any(rep is None or rep["round"] != t for rep in reports):
-            return
-        self.reported, self._due = t, perf_counter() + self.interval
-        snaps = [rep["snapshot"] for rep in reports]
-        if self.error == "residual":
-            error = max(rep["residual"] for rep in reports)
-        elif all(s is not None for s in snaps):
-            error = consensus_error(np.array(snaps))
-        else:  # too large to send at every report: the history has it
-            error = math.nan
-        before = max(self.started if rep["before"] is None else rep["before"] for rep in reports)
-        self._send(t, max(rep["finished"] for rep in reports) - before,
-                   np.array([rep["compute"] for rep in reports]),
-                   [(j, lag) for rep in reports for j, lag in rep["stale"]], error, "")
-
-    def finish(self, result: AsapResult) -> None:
-        """Report the run's last round from its history and close the reporter."""
-        t = result.n_rounds - 1
-        if t > self.reported:
-            if self.error == "residual":
-                error = float(result.residuals[t].max())
-            else:
-                error = consensus_error(result.snapshots[t])
-            before = result.finished[t - 1].max() if t else result.started
-            stale = [(int(c[1]), int(t - c[2])) for consumed in result.consumed for c in consumed
-                     if c[0] == t and c[2] < t]
-            self._send(t, float(result.finished[t].max() - before), result.compute[t], stale, error,
-                       "converged" if result.converged else "max rounds")
-        self.reporter.close(timeout=0)
-
-    def _send(
-        self, t: int, wall: float, compute: np.ndarray, stale: list[tuple[int, int]], error: float, stop: str
-    ) -> None:
-        """One round summary; ``stale``: ``(peer, rounds behind)`` of every stale version reduced with."""
-        n = len(compute)
-        slow = compute > SLOW_STEP * np.median(compute) if n > 1 else np.zeros(n, dtype=bool)
-        oldest = max((lag for _, lag in stale), default=0)
-        self.reporter.summary(
-            index=int(t),
-            wall_time=max(float(wall), 0.0) if math.isfinite(wall) else 0.0,
-            responders=[int(i) for i in np.flatnonzero(~slow)],
-            busy=sorted({j for j, _ in stale}),
-            error=float(error) if math.isfinite(error) else math.nan,
-            error_kind=self.error,
-            stop=stop or (f"{len(stale)} stale, up to {oldest} rounds old" if stale else ""),
-            scheme="asap",
-        )
+__all__ = ["run_asap"]
 
 
 def _call_all(client: Client, addresses: Sequence[str], op: str, timeout: float, **kwargs: Any) -> list[Any]:
@@ -326,7 +158,7 @@ class _Driver:
                 )
             sleep(self.poll)
 
-    def drive(self, max_rounds: int, tol: float, progress: _Progress | None = None) -> bool:
+    def drive(self, max_rounds: int, tol: float, progress: Progress | None = None) -> bool:
         """Extend the lease until convergence or ``max_rounds``; return whether it converged."""
         target = min(self.lease, max_rounds)
         replies = self.control(target=target, final=target >= max_rounds)
@@ -387,7 +219,7 @@ def run_asap(
     client : distributed.Client
     builder : object
         Picklable; ``builder.build(index, payload, in_peers)`` returns the
-        program on worker ``index`` (see :mod:`~dask_quorum.pipeline.asap.worker`).
+        program on worker ``index`` (see :mod:`~dask_quorum.pipeline.asap.peer_run`).
     payloads : sequence
         One per worker, sent to it once.
     graph : PeerGraph
@@ -444,7 +276,7 @@ def run_asap(
         driver.wait_ready()
         started = time()
         logger.info("ASAP fit %s on %d workers over %r, staleness %d", token, len(workers), graph, staleness)
-        progress = _Progress(reporter, len(workers), error, started)
+        progress = Progress(reporter, len(workers), error, started)
         converged = driver.drive(int(max_rounds), float(tol), progress)
         histories = driver.collect()
     except BaseException as exc:
@@ -452,7 +284,7 @@ def run_asap(
         reporter.close(timeout=0)
         raise
     driver.abort("finished")
-    result = _stack(workers, graph, int(staleness), started, converged, histories)
+    result = stack_histories(workers, graph, int(staleness), started, converged, histories)
     progress.finish(result)
     return result
 
@@ -487,33 +319,3 @@ def _prepare(
             raise AsapError(
                 f"ASAP fit {driver.token}: worker {i} at {address} refused to start: {reply.get('message')}"
             )
-
-
-def _stack(
-    workers: list[str], graph: PeerGraph, staleness: int, started: float, converged: bool,
-    histories: list[dict[str, Any]],
-) -> AsapResult:
-    rounds = {len(h["values"]) for h in histories}
-    if len(rounds) != 1:
-        raise AsapError(f"the workers ended at different rounds: {sorted(rounds)}")
-
-    def stack(name: str) -> np.ndarray:
-        return np.stack([h[name] for h in histories], axis=1)
-
-    return AsapResult(
-        workers=workers,
-        graph=graph,
-        staleness=staleness,
-        started=started,
-        converged=converged,
-        snapshots=stack("snapshots"),
-        values=stack("values"),
-        residuals=stack("residuals"),
-        finished=stack("finished"),
-        compute=stack("compute"),
-        wait=stack("wait"),
-        sent=stack("sent"),
-        received=stack("received"),
-        consumed=[h["consumed"] for h in histories],
-        final=np.stack([h["final"] for h in histories]),
-    )

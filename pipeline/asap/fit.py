@@ -6,7 +6,8 @@ circulant graph (:func:`~dask_quorum.pipeline.asap.make_graph`); no driver
 barrier, no all-to-one reduce. The final model is the average of the
 replicas. The algorithm (gradient tracking, exact with a constant step) is
 in :mod:`~dask_quorum.pipeline.asap.glm`, the protocol in :mod:`~dask_quorum.pipeline.asap.protocol`, the transport in
-:mod:`~dask_quorum.pipeline.asap.worker` and the control in :mod:`~dask_quorum.pipeline.asap.driver`.
+:mod:`~dask_quorum.pipeline.asap.peer_run` and :mod:`~dask_quorum.pipeline.asap.worker`, and the control in
+:mod:`~dask_quorum.pipeline.asap.driver`.
 
 Bounded staleness: what it does to the answer
 ---------------------------------------------
@@ -60,12 +61,11 @@ from distributed import Client
 
 from dask_quorum import config
 
-from .graph import make_graph
+from ..cluster import worker_addresses
+from ..engine import asap_to_dataset, row_partitions
 from .driver import run_asap
 from .glm import GLMSpec, TrackingBuilder, curvature_bound, curvature_sample
-from ..cluster import worker_addresses
-from ..engine import row_partitions
-from ..engine import asap_to_dataset
+from .graph import make_graph
 
 logger = logging.getLogger(__name__)
 

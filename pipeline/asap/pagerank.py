@@ -5,7 +5,8 @@ holds the in-edges of ``K`` (a :class:`~dask_quorum.pipeline.pagerank.TargetBloc
 columns ``K`` of the transition matrix ``P``). Every round it sends its
 block and the block's dangling mass (one number) to every other worker (a
 complete peer graph) and recomputes its block from the freshest blocks it
-holds, with the Google map of :mod:`~dask_quorum.pipeline.pagerank.power`::
+holds, with the Google map of :mod:`~dask_quorum.pipeline.pagerank.power`
+(:class:`~dask_quorum.pipeline.pagerank.GoogleMap`, on the block)::
 
     x_K <- damping * ((P^T x)_K + lost * p_K) + (1 - damping) * p_K
 
@@ -74,14 +75,12 @@ from distributed import Client
 
 from dask_quorum import config
 
-from .graph import make_graph
-from .driver import run_asap
-from .worker import InMemory
 from ..cluster import worker_addresses
-from ..pagerank import DaskGraph, LocalGraph, TargetBlock
-from ..engine import asap_to_dataset
-from ..pagerank import PageRankFit
-from ..engine import wait_in_memory
+from ..engine import asap_to_dataset, wait_in_memory
+from ..pagerank import DaskGraph, GoogleMap, LocalGraph, PageRankFit, TargetBlock
+from .driver import run_asap
+from .graph import make_graph
+from .worker import InMemory
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +88,7 @@ __all__ = ["BlockRankBuilder", "BlockRankProgram", "honest_residuals", "pagerank
 
 
 class BlockRankProgram:
-    """One worker's block of the rank vector (the ASAP program interface of :mod:`.asap_average`).
+    """One worker's block of the rank vector (the ASAP program interface of :mod:`~dask_quorum.pipeline.asap.peer_run`).
 
     Parameters
     ----------
@@ -100,6 +99,8 @@ class BlockRankProgram:
     teleport, dangling : ndarray
         The personalization and the dangling mask of this block's vertices.
     damping : float
+        With ``teleport`` and ``dangling``, the block's slice of the Google
+        map (:class:`~dask_quorum.pipeline.pagerank.GoogleMap`).
     window : int
         ``staleness + 1``: how many recent block changes :meth:`residual` adds up.
     width : int
@@ -124,9 +125,7 @@ class BlockRankProgram:
     ) -> None:
         self.block = block
         self.bounds = bounds
-        self.teleport = teleport
-        self.dangling = dangling
-        self.damping = damping
+        self.google = GoogleMap(damping, teleport, dangling)
         self.width = width
         self.keep_blocks = keep_blocks
         self.x = np.full(block.stop - block.start, 1.0 / block.n_vertices)
@@ -137,7 +136,7 @@ class BlockRankProgram:
 
     def message(self) -> np.ndarray:
         """The block and its dangling mass, ``[x_K, sum of x_K over dangling vertices]``."""
-        return np.r_[self.x, self.x[self.dangling].sum()]
+        return np.r_[self.x, self.google.lost(self.x)]
 
     def step(self, own: np.ndarray, received: Mapping[int, np.ndarray]) -> None:
         """One Google-map step on the own block from the freshest blocks held."""
@@ -146,8 +145,7 @@ class BlockRankProgram:
         for j in sorted(messages):  # a fixed order: the same sum on every worker
             self.full[self.bounds[j] : self.bounds[j + 1]] = messages[j][:-1]
             lost += float(messages[j][-1])
-        d = self.damping
-        new = d * (self.block.inflow @ self.full + lost * self.teleport) + (1.0 - d) * self.teleport
+        new = self.google.from_flow(self.block.inflow @ self.full, lost)
         self.value = float(np.abs(new - self.x).sum())
         self.changes.append(self.value)
         self.x = new

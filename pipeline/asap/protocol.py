@@ -44,7 +44,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ProtocolError", "Send", "NotifyAck"]
+__all__ = ["NotifyAck", "ProtocolError", "Send"]
 
 
 class ProtocolError(RuntimeError):

@@ -30,14 +30,15 @@ from pathlib import Path
 
 from distributed import Client
 from distributed.security import Security
-from .client import scheduler_workers
+
+from .identity import scheduler_workers
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["SCHEDULER_PRELOAD", "SubprocessCluster", "TLSFiles", "free_port"]
 
-#: Module the scheduler preloads: the latency recorder (swap in the
-#: dashboard module, which attaches the recorder too, once it exists).
+#: Module the scheduler preloads: the dashboard module, which attaches the
+#: latency recorder too.
 SCHEDULER_PRELOAD = "dask_quorum.dashboard"
 
 #: Seconds a process gets to exit on SIGTERM in :meth:`SubprocessCluster.close`.

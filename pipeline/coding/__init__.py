@@ -1,19 +1,26 @@
 """Gradient codes: which worker holds which data partitions, and how to decode.
 
-Holds the encoding matrices of every scheme (:mod:`.schemes`), the
-heterogeneity-aware code and the codes regrouped over a changed set of
-workers (:mod:`.regroup`).
+Holds the code itself, an encoding matrix with its least-squares decoder
+(:mod:`.code`), the constructions of every scheme (:mod:`.schemes`), the
+heterogeneity-aware code's loads, placement and coefficients
+(:mod:`.heterogeneous`), the codes regrouped over a changed set of
+workers (:mod:`.regroup`) and the argument checks of the codes
+(:mod:`._checks`; :func:`check_count` also serves
+:mod:`~dask_quorum.pipeline.planning`).
 
 Pure NumPy: imports nothing of Dask and no other ``pipeline`` subpackage.
 """
 
+from ._checks import check_count
+from .code import EXACT_TOL, GradientCode
 from .regroup import contiguous_groups, expand, group_index, regroup
-from .schemes import EXACT_TOL, SCHEMES, GradientCode, make_code
+from .schemes import SCHEMES, make_code
 
 __all__ = [
     "EXACT_TOL",
     "SCHEMES",
     "GradientCode",
+    "check_count",
     "contiguous_groups",
     "expand",
     "group_index",

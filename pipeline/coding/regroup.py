@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from .schemes import GradientCode
+from .code import GradientCode
 
 __all__ = ["contiguous_groups", "expand", "group_index", "regroup"]
 

@@ -1,10 +1,12 @@
 """The dashboard page ``/individual-stragglers`` and what feeds it.
 
 Holds the page (:mod:`.page`), its route onto a running scheduler's Bokeh
-server (:mod:`.route`), the scheduler-side fit board (:mod:`.board`), the
-client-side reporter a fit sends its rounds with (:mod:`.reporter`) and
-the live straggler model re-fitted off the scheduler's loop
-(:mod:`.livemodel`).
+server (:mod:`.route`), :func:`register`, which puts the page, the fit
+board and the latency recorder on a running cluster (:mod:`.install`),
+the scheduler-side fit board (:mod:`.board`), the updates fits send it and
+their checks (:mod:`.messages`), the client-side reporter a fit sends its
+rounds with (:mod:`.reporter`) and the live straggler model re-fitted off
+the scheduler's loop (:mod:`.livemodel`).
 
 May import :mod:`~dask_quorum.pipeline.recorder` and
 :mod:`~dask_quorum.pipeline.stragglers`; never the engine (the engine
@@ -12,8 +14,22 @@ imports the reporter).
 """
 
 from .board import FitBoard, FitState, RoundSummary, board_of
-from .livemodel import QUANTILES, LatencyQuantiles, LiveModel, ModelSnapshot, summarize_latencies
-from .page import ROUTE, SOURCES, StragglersPage, live_model, register, stragglers_doc, worker_labels
+from .install import register
+from .livemodel import (
+    QUANTILES,
+    LatencyQuantiles,
+    LiveModel,
+    ModelSnapshot,
+    summarize_latencies,
+)
+from .page import (
+    ROUTE,
+    SOURCES,
+    StragglersPage,
+    live_model,
+    stragglers_doc,
+    worker_labels,
+)
 from .reporter import FitReporter
 from .route import bokeh_server, menu_entry, mount
 

@@ -7,7 +7,10 @@ that keeps, for each running (or recently finished) fit, what the page
 scheme) and a summary of its most recent rounds. Fits send it bounded
 updates through the scheduler handler ``"quorum_fit_report"``, usually with
 a :class:`~dask_quorum.pipeline.dashboard.FitReporter`; each fit is keyed by
-a token (the session's round-task token).
+a token (the session's round-task token). Every update of a batch is
+checked before any is applied
+(:mod:`~dask_quorum.pipeline.dashboard.messages`, which also holds the
+handler's name and the limits).
 
 Everything is bounded: ``quorum.dashboard.fits`` fits (the least recently
 updated closed fit is dropped first, then the least recently updated one),
@@ -45,33 +48,22 @@ from distributed.metrics import time
 
 from dask_quorum import config
 
+from .messages import (
+    HANDLER,
+    KINDS,
+    MARKER,
+    MAX_BATCH,
+    check_assignment,
+    check_round,
+    check_text,
+)
+
 if TYPE_CHECKING:
     from distributed import Scheduler
 
-__all__ = ["HANDLER", "MAX_BATCH", "FitBoard", "FitState", "RoundSummary", "board_of", "dask_setup"]
+__all__ = ["FitBoard", "FitState", "RoundSummary", "board_of", "dask_setup"]
 
 logger = logging.getLogger(__name__)
-
-#: Name of the scheduler handler that takes the updates.
-HANDLER = "quorum_fit_report"
-#: Scheduler metadata (``Client.get_metadata``) set when a board is installed:
-#: reporters look for it instead of calling a handler that may be missing
-#: (which logs a warning with a traceback on the scheduler). The scheduler
-#: drops the metadata of a task key when that task is forgotten, hence a
-#: name no task is given.
-MARKER = ("dask_quorum.pipeline.dashboard.board", "installed")
-#: Longest accepted token, label, scheme, stop reason or worker address.
-MAX_TEXT = 256
-#: Largest number of workers in one assignment or round summary.
-MAX_WORKERS = 4096
-#: Kinds of error a round summary may carry: the decoding error of a coded
-#: round, the consensus error of an ASAP round (replicas' largest distance
-#: from their average), or a residual (an ASAP workload without replicas).
-ERROR_KINDS = ("decoding", "consensus", "residual")
-#: Kinds of update the handler takes.
-KINDS = ("assignment", "round", "close")
-#: Most updates in one batch (a reporter's queue is smaller).
-MAX_BATCH = 4096
 
 
 @dataclass(frozen=True)
@@ -138,101 +130,6 @@ class FitState:
     version: int = 0
     assignment_version: int = 0
 
-
-# --------------------------------------------------------------------------
-# validation (every update is checked before any is applied)
-
-
-def _text(value: Any, what: str, *, empty: bool = True) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"{what} must be a string, got {type(value).__name__}")
-    if len(value) > MAX_TEXT or (not empty and not value):
-        raise ValueError(f"{what} must have 1 to {MAX_TEXT} characters, got {len(value)}")
-    return value
-
-
-def _number(value: Any, what: str, *, nan: bool = False, minimum: float = -math.inf) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise ValueError(f"{what} must be a number, got {type(value).__name__}")
-    out = float(value)
-    if math.isnan(out):
-        if nan:
-            return out
-        raise ValueError(f"{what} must not be NaN")
-    if math.isinf(out) or out < minimum:
-        raise ValueError(f"{what} must be finite and >= {minimum:g}, got {out!r}")
-    return out
-
-
-def _indices(value: Any, what: str, n_workers: int | None) -> tuple[int, ...]:
-    if not isinstance(value, list | tuple) or len(value) > MAX_WORKERS:
-        raise ValueError(f"{what} must be a list of at most {MAX_WORKERS} worker indices")
-    out = []
-    for i in value:
-        if isinstance(i, bool) or not isinstance(i, int | np.integer) or i < 0:
-            raise ValueError(f"{what} must hold non-negative integers, got {i!r}")
-        if n_workers is not None and i >= n_workers:
-            raise ValueError(f"{what}: worker index {i} out of range for {n_workers} workers")
-        out.append(int(i))
-    return tuple(out)
-
-
-def _assignment(update: Mapping[str, Any], max_cells: int) -> dict[str, Any]:
-    workers = update.get("workers")
-    if not isinstance(workers, list | tuple) or not 1 <= len(workers) <= MAX_WORKERS:
-        raise ValueError(f"workers must be a list of 1 to {MAX_WORKERS} addresses")
-    workers = tuple(_text(w, "a worker address", empty=False) for w in workers)
-    scheme = _text(update.get("scheme", ""), "scheme")
-    B = update.get("B")
-    if B is None:
-        shape = update.get("shape")
-        if not isinstance(shape, list | tuple) or len(shape) != 2:
-            raise ValueError("an assignment without B needs its shape [n_workers, n_partitions]")
-        n, k = (int(_number(s, "shape", minimum=1)) for s in shape)
-        matrix = None
-    else:
-        if not isinstance(B, list | tuple) or len(B) > MAX_WORKERS:
-            raise ValueError("B must be a list of rows (one per worker)")
-        cells = sum(len(row) if isinstance(row, list | tuple) else 0 for row in B)
-        if cells > max_cells:
-            raise ValueError(f"B has {cells} cells, more than the {max_cells} accepted")
-        try:
-            matrix = np.array(B, dtype=float)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"B must be a rectangular matrix of numbers: {exc}") from None
-        if matrix.ndim != 2 or matrix.shape[1] < 1:
-            raise ValueError(f"B must be 2-D (workers x partitions), got shape {matrix.shape}")
-        if not np.isfinite(matrix).all():
-            raise ValueError("B must be finite")
-        matrix.setflags(write=False)
-        n, k = matrix.shape
-    if n != len(workers):
-        raise ValueError(f"B has {n} rows for {len(workers)} workers")
-    return {"workers": workers, "scheme": scheme, "B": matrix, "shape": (n, k)}
-
-
-def _round(update: Mapping[str, Any], n_workers: int | None) -> dict[str, Any]:
-    index = update.get("index")
-    if isinstance(index, bool) or not isinstance(index, int | np.integer) or index < 0:
-        raise ValueError(f"a round's index must be a non-negative integer, got {index!r}")
-    kind = update.get("error_kind", "decoding")
-    if kind not in ERROR_KINDS:
-        raise ValueError(f"error_kind must be one of {ERROR_KINDS}, got {kind!r}")
-    return {
-        "index": int(index),
-        "time": _number(update.get("time", math.nan), "time", nan=True),
-        "wall_time": _number(update.get("wall_time"), "wall_time", minimum=0.0),
-        "responders": _indices(update.get("responders", ()), "responders", n_workers),
-        "busy": _indices(update.get("busy", ()), "busy", n_workers),
-        "error": _number(update.get("error", math.nan), "error", nan=True, minimum=0.0),
-        "error_kind": kind,
-        "stop": _text(update.get("stop", ""), "stop"),
-        "scheme": _text(update.get("scheme", ""), "scheme"),
-    }
-
-
-# --------------------------------------------------------------------------
-# the plugin
 
 
 def _positive_int(value: Any, key: str) -> int:
@@ -334,9 +231,9 @@ class FitBoard(SchedulerPlugin):
             If the token, the label or any update is malformed; nothing of
             the batch is applied then. The message names the problem.
         """
-        token = _text(token, "token", empty=False)
+        token = check_text(token, "token", empty=False)
         if label is not None:
-            label = _text(label, "label")
+            label = check_text(label, "label")
         if not isinstance(updates, list | tuple):
             raise ValueError(f"updates must be a list, got {type(updates).__name__}")
         if len(updates) > MAX_BATCH:
@@ -350,10 +247,10 @@ class FitBoard(SchedulerPlugin):
             kind = update["kind"]
             try:
                 if kind == "assignment":
-                    body = _assignment(update, self.max_cells)
+                    body = check_assignment(update, self.max_cells)
                     n_workers = len(body["workers"])
                 elif kind == "round":
-                    body = _round(update, n_workers)
+                    body = check_round(update, n_workers)
                 else:
                     body = {}
             except ValueError as exc:

@@ -38,7 +38,7 @@ from ..stragglers import StragglerModel, fit_straggler_model, latency_matrix
 if TYPE_CHECKING:
     from distributed import Scheduler
 
-__all__ = ["LatencyQuantiles", "LiveModel", "ModelSnapshot", "QUANTILES", "summarize_latencies"]
+__all__ = ["QUANTILES", "LatencyQuantiles", "LiveModel", "ModelSnapshot", "summarize_latencies"]
 
 logger = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ class LiveModel:
             self._job = None
             try:
                 self.snapshot = job.result()
-            except Exception:  # noqa: BLE001 - a page must not break on a bad fit
+            except Exception:
                 logger.exception("Re-fit of the dashboard's straggler model failed")
             else:
                 self.version += 1
@@ -201,7 +201,7 @@ class LiveModel:
             return True
         try:
             job.result(timeout=timeout)
-        except Exception:  # noqa: BLE001 - reported by refresh
+        except Exception:
             pass
         return job.done()
 
@@ -215,7 +215,7 @@ def _in_thread(fn: Any, *args: Any, **kwargs: Any) -> Future:
             return
         try:
             future.set_result(fn(*args, **kwargs))
-        except BaseException as exc:  # noqa: BLE001 - handed to the reader
+        except BaseException as exc:
             future.set_exception(exc)
 
     threading.Thread(target=run, name="quorum-dashboard-model", daemon=True).start()

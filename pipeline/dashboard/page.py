@@ -32,8 +32,10 @@ the model is re-fitted in a background thread (see
 
 Two ways to get it:
 
-* on a running cluster, one call: :func:`register` (attaches the latency
-  recorder, installs the fit board, adds the page);
+* on a running cluster, one call:
+  :func:`~dask_quorum.pipeline.dashboard.register` (attaches the latency
+  recorder, installs the fit board, adds the page:
+  :mod:`~dask_quorum.pipeline.dashboard.install`);
 * ``dask scheduler --preload dask_quorum.dashboard``.
 
 Fits show up when they report with a
@@ -42,29 +44,24 @@ Fits show up when they report with a
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import html
 import logging
-import pkgutil
 import weakref
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dask_quorum import config
 
-from .route import mount
 from .board import FitBoard, FitState, board_of
 from .livemodel import QUANTILES, LiveModel, ModelSnapshot
-from ..recorder import attach
 
 if TYPE_CHECKING:
     from bokeh.document import Document
-    from distributed import Client, Scheduler
+    from distributed import Scheduler
 
-__all__ = ["ROUTE", "StragglersPage", "register", "stragglers_doc"]
+__all__ = ["ROUTE", "SOURCES", "StragglersPage", "live_model", "stragglers_doc", "worker_labels"]
 
 logger = logging.getLogger(__name__)
 
@@ -404,67 +401,3 @@ def stragglers_doc(scheduler: Scheduler, extra: dict[str, Any], doc: Document) -
     doc.add_root(page.root)
     doc.title = "Dask: Stragglers"
     doc.theme = BOKEH_THEME
-
-
-def _mount(dask_scheduler: Scheduler) -> bool:
-    """Run on the scheduler (``Client.run_on_scheduler``): serve the page."""
-    return mount(dask_scheduler, ROUTE, stragglers_doc)
-
-
-def _page_link(client: Client, served: bool) -> str | None:
-    if not served:
-        logger.info("The scheduler runs no dashboard: the stragglers page is not served")
-        return None
-    link = client.dashboard_link
-    base = link[: -len("/status")] if link.endswith("/status") else link.rstrip("/")
-    return base + ROUTE
-
-
-#: Run on the scheduler first: imports this module (and with it dask_quorum,
-#: scikit-learn, ...: seconds on a busy machine) in a thread, so that the
-#: unpickling of the plugins below does not hold the scheduler's event loop.
-_IMPORT_OFF_LOOP = functools.partial(asyncio.to_thread, pkgutil.resolve_name, f"{__name__}:ROUTE")
-
-
-def register(client: Client | None = None) -> str | None | Awaitable[str | None]:
-    """Show stragglers and fits on the scheduler's dashboard: one call, idempotent.
-
-    Attaches the latency recorder (if missing), installs the fit board and
-    adds the page ``/individual-stragglers`` to the running scheduler's
-    dashboard. Works for an in-process or a separate scheduler process.
-
-    Parameters
-    ----------
-    client : distributed.Client, optional
-        Synchronous or asynchronous client (then await the result). Default:
-        :func:`distributed.default_client`.
-
-    Returns
-    -------
-    str or None
-        The page's address, or None when the scheduler runs no dashboard
-        (the recorder and the board are installed anyway).
-
-    Notes
-    -----
-    A scheduler process that has not imported dask-quorum yet imports it
-    first, in a thread (seconds: scikit-learn comes along), so that its event
-    loop keeps serving; installing the pieces then takes milliseconds.
-    """
-    if client is None:
-        from distributed import default_client
-
-        client = default_client()
-    if client.asynchronous:
-        return _register_async(client)
-    client.run_on_scheduler(_IMPORT_OFF_LOOP)
-    attach(client)
-    client.register_plugin(FitBoard())
-    return _page_link(client, bool(client.run_on_scheduler(_mount)))
-
-
-async def _register_async(client: Client) -> str | None:
-    await client.run_on_scheduler(_IMPORT_OFF_LOOP)
-    await attach(client)
-    await client.register_plugin(FitBoard())
-    return _page_link(client, bool(await client.run_on_scheduler(_mount)))

@@ -42,7 +42,7 @@ import numpy as np
 
 from dask_quorum import config
 
-from .board import ERROR_KINDS, HANDLER, MARKER, MAX_BATCH, MAX_TEXT, MAX_WORKERS
+from .messages import ERROR_KINDS, HANDLER, MARKER, MAX_BATCH, MAX_WORKERS, check_text
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -52,12 +52,6 @@ if TYPE_CHECKING:
 __all__ = ["FitReporter"]
 
 logger = logging.getLogger(__name__)
-
-
-def _check_text(value: Any, what: str) -> str:
-    if not isinstance(value, str) or len(value) > MAX_TEXT:
-        raise ValueError(f"{what} must be a string of at most {MAX_TEXT} characters, got {value!r:.80}")
-    return value
 
 
 class FitReporter:
@@ -102,10 +96,10 @@ class FitReporter:
 
     def __init__(self, client: Client, *, token: str | None = None, label: str | None = None) -> None:
         self.client = client
-        self.token = _check_text(token if token is not None else uuid.uuid4().hex[:12], "token")
+        self.token = check_text(token if token is not None else uuid.uuid4().hex[:12], "token")
         if not self.token:
             raise ValueError("token must not be empty")
-        self.label = None if label is None else _check_text(label, "label")
+        self.label = None if label is None else check_text(label, "label")
         self.max_cells = int(config.get("dashboard.max-cells"))
         self.timeout = config.get_timeout("dashboard.send-timeout")
         self.probe_interval = config.get_timeout("dashboard.probe-interval")
@@ -155,7 +149,7 @@ class FitReporter:
         ValueError
             If ``B`` is not a finite 2-D matrix with one row per worker.
         """
-        workers = [_check_text(str(w), "a worker address") for w in workers]
+        workers = [check_text(str(w), "a worker address") for w in workers]
         matrix = np.asarray(B, dtype=float)
         if matrix.ndim != 2 or matrix.shape[0] != len(workers) or not 1 <= len(workers) <= MAX_WORKERS:
             raise ValueError(
@@ -164,7 +158,7 @@ class FitReporter:
             )
         if matrix.shape[1] < 1 or not np.isfinite(matrix).all():
             raise ValueError("B must have at least one partition and finite entries")
-        message: dict[str, Any] = {"kind": "assignment", "workers": workers, "scheme": _check_text(scheme, "scheme")}
+        message: dict[str, Any] = {"kind": "assignment", "workers": workers, "scheme": check_text(scheme, "scheme")}
         if matrix.size <= self.max_cells:
             message["B"] = matrix.tolist()
         else:
@@ -268,8 +262,8 @@ class FitReporter:
             "busy": busy,
             "error": float(error),
             "error_kind": error_kind,
-            "stop": _check_text(stop, "stop"),
-            "scheme": _check_text(scheme, "scheme"),
+            "stop": check_text(stop, "stop"),
+            "scheme": check_text(scheme, "scheme"),
         }
         with self._lock:
             if len(self._rounds) == self._rounds.maxlen:
@@ -401,7 +395,7 @@ class FitReporter:
                     ),
                     self.timeout,
                 )
-            except Exception as exc:  # noqa: BLE001 - reporting must never break a fit
+            except Exception as exc:
                 self._discard(batch)
                 self._note("Fit %r: could not report to the scheduler: %r", self.token, exc)
                 return

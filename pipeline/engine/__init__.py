@@ -2,9 +2,12 @@
 
 Holds everything a fit by coded rounds does on the cluster: placing
 replicas (:mod:`.placement`), one round to the first sufficient subset
-(:mod:`.rounds`), a session that keeps one code with its data and survives
-lost and joining workers (:mod:`.session`, :mod:`.membership`), online
-re-fitting and re-encoding (:mod:`.adapt`), the L-BFGS driver
+(:mod:`.rounds`: the runner; :mod:`.task`: the round task and its
+parameters; :mod:`.answers`: when a round stops; :mod:`.record`: what it
+records), a session that keeps one code with its data (:mod:`.session`)
+and survives lost and joining workers (:mod:`.membership`: noticing them;
+:mod:`.replan`: the new plan), the errors a fit ends with (:mod:`.errors`),
+online re-fitting and re-encoding (:mod:`.adapt`), the L-BFGS driver
 (:mod:`.solver`), the history Dataset (:mod:`.history`) and the fit entry
 point (:mod:`.fit`).
 
@@ -23,13 +26,16 @@ from .adapt import (
     loads_moved,
     smoothed_probs,
 )
+from .errors import RoundTimeoutError, SchedulerLostError, WorkersLostError
 from .fit import fit_by_rounds, row_partitions
 from .history import asap_to_dataset, rounds_to_dataset
-from .membership import HangDetector, SchedulerLostError, SchedulerView, WorkersLostError, heartbeat_lag
+from .membership import HangDetector, SchedulerView, heartbeat_lag
 from .placement import Placement, wait_in_memory
-from .rounds import ROUND_PREFIX, RoundRecord, RoundRunner, RoundTimeoutError, coded_partial
+from .record import RoundRecord
+from .rounds import RoundRunner
 from .session import CodedSession
 from .solver import SolverResult, lbfgs
+from .task import ROUND_PREFIX, coded_partial
 
 __all__ = [
     "ADAPTIVE_SCHEMES",
@@ -54,8 +60,8 @@ __all__ = [
     "initial_code",
     "lbfgs",
     "loads_moved",
-    "row_partitions",
     "rounds_to_dataset",
+    "row_partitions",
     "smoothed_probs",
     "wait_in_memory",
 ]

@@ -36,9 +36,14 @@ from dask_quorum import config
 from ..coding import GradientCode, make_code
 from ..planning import plan, shape_heterogeneous, simulate
 from ..recorder import attach, latencies
-from .rounds import ROUND_PREFIX
+from ..stragglers import (
+    StragglerModel,
+    current_states,
+    fit_straggler_model,
+    latency_matrix,
+)
 from .session import CodedSession
-from ..stragglers import StragglerModel, current_states, fit_straggler_model, latency_matrix
+from .task import ROUND_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +134,7 @@ def smoothed_probs(model: StragglerModel) -> np.ndarray:
 
 def loads_moved(old: np.ndarray, new: np.ndarray, factor: float) -> bool:
     """Whether some worker's ideal load ``(1 - p) / p`` changed by more than ``factor``."""
-    odds = lambda p: (1 - p) / p  # noqa: E731
+    odds = lambda p: (1 - p) / p
     return bool(np.max(np.abs(np.log(odds(new) / odds(old)))) > np.log(factor))
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import xarray as xr
 
-from .rounds import RoundRecord
+from .record import RoundRecord
 
 if TYPE_CHECKING:
     from ..asap import AsapResult

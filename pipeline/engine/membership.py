@@ -5,7 +5,7 @@ this module, between rounds, whether its workers are still there:
 
 * a worker whose process died is gone from the scheduler, and its futures
   are cancelled; the round runner notices at once (see
-  :mod:`~dask_quorum.pipeline.engine.rounds`) and reports it *lost*;
+  :class:`~dask_quorum.pipeline.engine.RoundRunner`) and reports it *lost*;
 * a worker that hangs (stopped process, frozen event loop) stays known to
   the scheduler until ``distributed.scheduler.worker-ttl`` (minutes), but it
   stops heartbeating. Its round task never finishes, so every later round
@@ -24,8 +24,11 @@ this module, between rounds, whether its workers are still there:
 Membership is read from the scheduler's ``identity`` at most every
 ``quorum.faults.check-interval`` (and when a round task dies), never per
 task. Every change is logged on the scheduler under the event topic
-:data:`MEMBERSHIP_TOPIC` (which the latency recorder keeps) and kept as
-:class:`MembershipEvent` in the session.
+:data:`~dask_quorum.pipeline.recorder.MEMBERSHIP_TOPIC` (which the latency
+recorder keeps) and kept as :class:`MembershipEvent` in the session. What
+the session does about a change is in
+:mod:`~dask_quorum.pipeline.engine.replan`; the errors are in
+:mod:`~dask_quorum.pipeline.engine.errors`.
 """
 
 from __future__ import annotations
@@ -40,33 +43,10 @@ import numpy as np
 from distributed import Client
 
 from ..cluster import scheduler_identity
+from ..recorder import MEMBERSHIP_TOPIC
+from .errors import SchedulerLostError
 
 logger = logging.getLogger(__name__)
-
-#: Scheduler event topic of the sessions' membership changes.
-MEMBERSHIP_TOPIC = "quorum-membership"
-
-
-class WorkersLostError(RuntimeError):
-    """Workers a fit needs are gone and it cannot go on without them.
-
-    Raised by a round whose remaining workers cannot decode (the session
-    then re-plans on the survivors and runs the round again), and by a
-    session left with fewer than ``quorum.faults.min-workers`` workers.
-
-    Attributes
-    ----------
-    lost : tuple of str
-        Addresses of the lost workers.
-    """
-
-    def __init__(self, message: str, lost: Iterable[str] = ()) -> None:
-        super().__init__(message)
-        self.lost = tuple(lost)
-
-
-class SchedulerLostError(ConnectionError):
-    """The client lost its scheduler (it died, restarted or the client was closed)."""
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ import numpy as np
 from distributed import Client, Future
 from distributed import wait as wait_futures
 
-from .membership import WorkersLostError, check_client
+from .errors import WorkersLostError
+from .membership import check_client
 
 logger = logging.getLogger(__name__)
 

@@ -1,14 +1,14 @@
 """One coded round: submit, take the first sufficient subset, decode.
 
-A round ships the parameters once, submits one coded task per idle worker
-(``pure=False``, pinned to the worker that holds the task's replicas) and
-consumes results in the order they finish. It stops at the first of:
-
-* the responders decode exactly;
-* the decoding error of the responders is at most ``decode_tol``;
-* ``code.min_responders`` workers answered (approximate codes decode the
-  best estimate those answers allow);
-* the soft ``deadline`` passed with at least one answer.
+:class:`RoundRunner` runs the rounds of a session on placed data. A round
+ships the parameters once (:func:`~dask_quorum.pipeline.engine.task.ship_params`),
+submits one coded task per idle worker
+(:func:`~dask_quorum.pipeline.engine.coded_partial`, ``pure=False``, pinned
+to the worker that holds the task's replicas) and consumes results in the
+order they finish, until they suffice
+(:class:`~dask_quorum.pipeline.engine.answers.Answers`: exact, within
+``decode_tol``, ``code.min_responders`` answers) or the soft ``deadline``
+passed with at least one answer.
 
 A worker that is still computing an earlier round when a round starts is
 not given a second task to queue behind the first (cancelling a running
@@ -16,7 +16,8 @@ Dask task does not stop its thread). The round counts it as busy and
 submits to it only once its old task finishes, so a straggler still at
 round ``t`` never holds up round ``t + 1`` on the other workers. Every wait
 has a deadline: a round that cannot finish within ``timeout`` seconds raises
-:class:`RoundTimeoutError` naming the workers it was waiting on.
+:class:`~dask_quorum.pipeline.engine.RoundTimeoutError` naming the workers
+it was waiting on.
 
 Failures. A worker whose process dies takes its replicas with it: its
 futures are cancelled and the scheduler forgets it. The runner then checks
@@ -43,90 +44,24 @@ import math
 import queue
 import uuid
 from asyncio import CancelledError
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
 import dask
 import numpy as np
-from dask.sizeof import sizeof
 from distributed import Client, Future
 from distributed.scheduler import KilledWorker
 
-from ..coding import EXACT_TOL, GradientCode
-from .membership import (
-    SchedulerView,
-    WorkersLostError,
-    check_client,
-    heartbeat_lag,
-    scheduler_view,
-)
+from ..coding import GradientCode
+from .answers import Answers, can_finish
+from .errors import RoundTimeoutError, WorkersLostError
+from .membership import SchedulerView, check_client, heartbeat_lag, scheduler_view
 from .placement import Placement
+from .record import RoundRecord
+from .task import coded_partial, round_key, ship_params
 
 logger = logging.getLogger(__name__)
-
-#: Task prefix of the round tasks; their keys are ``(f"{ROUND_PREFIX}-{token}", round, worker)``.
-ROUND_PREFIX = "quorum-round"
-
-
-class RoundTimeoutError(TimeoutError):
-    """A round found no sufficient set of results before its timeout."""
-
-
-@dataclass(frozen=True)
-class RoundRecord:
-    """What happened in one round.
-
-    Attributes
-    ----------
-    index : int
-        Round number, from 0.
-    wall_time : float
-        Seconds from the start of the round to the decoded result.
-    finished : float
-        ``time.perf_counter()`` when the round had its result; differences
-        include the driver's work between rounds.
-    responders : tuple of int
-        Workers whose results were used, in the order they arrived.
-    busy : tuple of int
-        Workers still computing an older round when this one started.
-    decode_error : float
-        Normalised decoding error of the responders (0 when exact).
-    last_responder : int
-        The worker whose answer made the set sufficient: the one waited on.
-    stop : str
-        Why the round stopped: ``"exact"``, ``"tolerance"``, ``"quorum"``
-        or ``"deadline"``.
-    scheme : str
-        The scheme of the code the round ran with.
-    members : tuple of int
-        The workers the round's code ran on, in code order (empty when not
-        recorded). A session numbers workers by first appearance, so after
-        a worker is lost or joins these are not ``0 .. n-1``.
-    """
-
-    index: int
-    wall_time: float
-    finished: float
-    responders: tuple[int, ...]
-    busy: tuple[int, ...]
-    decode_error: float
-    last_responder: int
-    stop: str
-    scheme: str = ""
-    members: tuple[int, ...] = ()
-
-
-def coded_partial(
-    fn: Callable[[Any, Any], np.ndarray], params: Any, coeffs: Sequence[float], *parts: Any
-) -> np.ndarray:
-    """Worker side of a round: ``sum_j coeffs[j] * fn(params, parts[j])``."""
-    total = None
-    for c, part in zip(coeffs, parts):
-        r = np.asarray(fn(params, part), dtype=np.float64)
-        total = c * r if total is None else total + c * r
-    return total
 
 
 class RoundRunner:
@@ -156,7 +91,7 @@ class RoundRunner:
         is lost.
     scheduler_id : str, optional
         Id of the scheduler the data was placed through; a different id
-        means the scheduler restarted (:class:`SchedulerLostError`).
+        means the scheduler restarted (:class:`~dask_quorum.pipeline.engine.SchedulerLostError`).
 
     Attributes
     ----------
@@ -246,11 +181,7 @@ class RoundRunner:
             return
         workers = self.placement.workers
         alive = [i for i, a in enumerate(workers) if a not in self.lost]
-        if alive and (
-            len(alive) >= self.code.min_responders
-            or math.isfinite(self.deadline)
-            or self.code.error(alive) <= EXACT_TOL
-        ):
+        if can_finish(self.code, alive, math.isfinite(self.deadline)):
             return
         lost = sorted(a for a in workers if a in self.lost)
         raise WorkersLostError(
@@ -292,31 +223,6 @@ class RoundRunner:
                     self._mark_lost(address, f"no heartbeat for {lag:.1f} s")
 
     # -- submission -----------------------------------------------------
-    def _ship(self, params: Any, targets: list[str], hard: float) -> Any:
-        """Parameters as the round's tasks take them: inline when small, else scattered once.
-
-        Small parameters ride inside the task messages: a separate scatter
-        costs a round trip per round (measured 4 ms in-process, 12 ms with
-        worker processes, against a 20-30 ms round). Large ones are
-        broadcast once to the workers that get a task now (not to busy
-        ones, which may have stopped answering) and shared by the round's
-        tasks; a task submitted later fetches them from a peer.
-        """
-        if sizeof(params) <= self.inline_limit:
-            return params
-        try:
-            return self.client.scatter(
-                params,
-                workers=targets or None,
-                broadcast=True,
-                hash=False,
-                timeout=max(0.01, min(self.timeout, hard - perf_counter())),
-            )
-        except (KeyError, TimeoutError, OSError) as exc:
-            check_client(self.client, "scattering the round's parameters")
-            logger.warning("scattering the parameters failed (%s); sending them inline", exc)
-            return params
-
     def _submit(self, t: int, i: int, fn: Callable, params: Any) -> None:
         address = self.placement.workers[i]
         cols = self.placement.columns[i]
@@ -328,7 +234,7 @@ class RoundRunner:
                 params,
                 self.code.B[i, cols].tolist(),
                 *self.placement.futures(i),
-                key=(f"{ROUND_PREFIX}-{self.token}", t, i),
+                key=round_key(self.token, t, i),
                 workers=[address],
                 allow_other_workers=False,
                 pure=False,
@@ -442,118 +348,114 @@ class RoundRunner:
         busy = tuple(sorted(row[a] for a in self._inflight if a in row))
         self._check_feasible(t)
         idle = [i for i, a in enumerate(workers) if a not in self._inflight and a not in self.lost]
-        params_future = self._ship(params, [workers[i] for i in idle], hard)
+        targets = [workers[i] for i in idle]
+        params_future = ship_params(
+            self.client, params, targets, inline_limit=self.inline_limit, timeout=self.timeout, hard=hard
+        )
         try:
             submitted = set(idle)
             for i in idle:
                 self._submit(t, i, fn, params_future)
 
-            responders: list[int] = []
-            results: list[np.ndarray] = []
+            answers = Answers(self.code, self.placement.columns, self.decode_tol)
             stop = None
-            error = 1.0
-            # Replicas of each partition among the responders: a set that misses
-            # a partition cannot decode exactly, so it needs no least squares
-            # (unless a decoding tolerance could stop the round early).
-            covered = np.zeros(self.code.n_partitions, dtype=int)
             next_check = start + self.check_interval
             while stop is None:
                 now = perf_counter()
-                until = min(hard, soft) if responders else hard
+                until = min(hard, soft) if answers.responders else hard
                 try:
-                    batch = [self._done.get(timeout=max(0.0, min(until, next_check) - now))]
+                    msg = self._done.get(timeout=max(0.0, min(until, next_check) - now))
                 except queue.Empty:
                     now = perf_counter()
                     if now >= hard:
                         waiting = sorted(a for a in workers if a in self._inflight or a in self._fetching)
                         raise RoundTimeoutError(
                             f"round {t} found no sufficient set of results within "
-                            f"{self.timeout:g} s; {len(responders)} of {self.code.n_workers} "
+                            f"{self.timeout:g} s; {len(answers.responders)} of {self.code.n_workers} "
                             f"workers answered, still waiting on {waiting}"
                         ) from None
-                    if responders and now >= soft:
-                        stop = "deadline"
+                    if answers.responders and now >= soft:
+                        stop = answers.at_deadline()
                         break
                     self._check_waiting(t, hard, now - start)
                     self._check_feasible(t)
                     next_check = perf_counter() + self.check_interval
                     continue
-                while True:  # handle everything that already arrived
-                    try:
-                        batch.append(self._done.get_nowait())
-                    except queue.Empty:
-                        break
-                for msg in batch:
-                    if msg[0] == "value":
-                        _, rt, i, address, fut, cf = msg
-                        if self._fetching.get(address, (None, None))[1] is not cf:
-                            self._drop_abandoned(cf)  # a result its round did not need
-                            continue
-                        del self._fetching[address]
-                        ok, value = self._fetched(t, address, fut, cf, hard)
-                        fut.release()
-                        if not ok:
-                            self._check_feasible(t)
-                            continue
-                        if stop is not None:
-                            continue
-                        responders.append(i)
-                        results.append(value)
-                        covered[self.placement.columns[i]] += 1
-                        enough = len(responders) >= self.code.min_responders
-                        if covered.min() == 0 and self.decode_tol <= 0 and not enough:
-                            continue
-                        error = self.code.error(responders)
-                        if error <= EXACT_TOL:
-                            stop = "exact"
-                        elif error <= self.decode_tol:
-                            stop = "tolerance"
-                        elif len(responders) >= self.code.min_responders:
-                            stop = "quorum"
-                        continue
-                    _, rt, address, fut = msg
-                    if not self._retire(address, fut):
-                        fut.release()  # a worker dropped since: nothing to use
-                        continue
-                    if fut.status != "finished":
-                        self._classify(address, fut, t, hard)
-                        fut.release()
-                        self._check_feasible(t)
-                        continue
-                    self.warm.add(address)
-                    i = row.get(address)
-                    if rt == t and i is not None:
-                        self._start_fetch(t, i, address, fut)
-                        continue
-                    # An older round's straggler is free again: give it this round.
-                    fut.release()
-                    if i is not None and i not in submitted and address not in self.lost:
-                        self._submit(t, i, fn, params_future)
-                        submitted.add(i)
+                # One message at a time: when handling it raises (the workers left
+                # cannot decode), the others stay queued for the next round, which
+                # retires their tasks; a message taken and dropped would leave its
+                # worker busy forever.
+                if msg[0] == "value":
+                    answer = self._take_value(t, msg, hard)
+                    if answer is not None:
+                        stop = answers.take(*answer)
+                    continue
+                # An older round's straggler that is free again gets this round.
+                free = self._task_ended(t, msg, row, hard)
+                if free is not None and free not in submitted and workers[free] not in self.lost:
+                    self._submit(t, free, fn, params_future)
+                    submitted.add(free)
         finally:
             # also when the round raises: no fetch or scattered parameters outlive it
             self._stop_fetches()
             if isinstance(params_future, Future):
                 params_future.release()
-        if stop == "deadline":
-            error = self.code.error(responders)
-        weights = self.code.decode(responders)
-        total = weights[0] * results[0]
-        for w, r in zip(weights[1:], results[1:]):
-            total = total + w * r
+        total = answers.decode()
         finished = perf_counter()
         record = RoundRecord(
             index=t,
             wall_time=finished - start,
             finished=finished,
-            responders=tuple(responders),
+            responders=tuple(answers.responders),
             busy=busy,
-            decode_error=float(error),
-            last_responder=responders[-1],
+            decode_error=float(answers.error),
+            last_responder=answers.responders[-1],
             stop=stop,
             scheme=self.code.scheme,
         )
         return total, record
+
+    def _take_value(self, t: int, msg: tuple, hard: float) -> tuple[int, Any] | None:
+        """A fetched result of round ``t`` as ``(worker index, value)``; None when there is none to use.
+
+        A result no longer awaited (its round stopped without it) is
+        dropped; one lost with its worker marks the worker lost.
+        """
+        _, rt, i, address, fut, cf = msg
+        if self._fetching.get(address, (None, None))[1] is not cf:
+            self._drop_abandoned(cf)  # a result its round did not need
+            return None
+        del self._fetching[address]
+        ok, value = self._fetched(t, address, fut, cf, hard)
+        fut.release()
+        if not ok:
+            self._check_feasible(t)
+            return None
+        return i, value
+
+    def _task_ended(self, t: int, msg: tuple, row: dict[str, int], hard: float) -> int | None:
+        """Handle a round task that ended; the index of its worker if it is free for round ``t``.
+
+        A task of round ``t`` that finished has its result fetched; one
+        that did not finish marks its worker lost (or raises). A finished
+        task of an earlier round frees its worker: its index is returned.
+        """
+        _, rt, address, fut = msg
+        if not self._retire(address, fut):
+            fut.release()  # a worker dropped since: nothing to use
+            return None
+        if fut.status != "finished":
+            self._classify(address, fut, t, hard)
+            fut.release()
+            self._check_feasible(t)
+            return None
+        self.warm.add(address)
+        i = row.get(address)
+        if rt == t and i is not None:
+            self._start_fetch(t, i, address, fut)
+            return None
+        fut.release()
+        return i
 
     def _collect_finished(self, t: int, hard: float) -> None:
         """Retire tasks of earlier rounds that ended; classify those that did not finish."""

@@ -1,14 +1,18 @@
 """A coded session: one code, its data placement and its rounds, on one client.
 
-The session also keeps the fit going when its workers change. Between
-rounds (a *re-encode point*) it drops the workers that were lost (their
-process died, or they hang: see :mod:`~dask_quorum.pipeline.engine.membership`) and takes in workers
-that joined the cluster, then builds a code for the workers it now has over
-the *same* data partitions (:mod:`~dask_quorum.pipeline.coding.regroup`) and places only the replicas
-that are missing, from the partitions it keeps. A round whose remaining
+:class:`CodedSession` picks the code for the cluster's workers, places the
+data partitions' replicas (:class:`~dask_quorum.pipeline.engine.Placement`),
+runs rounds (:class:`~dask_quorum.pipeline.engine.RoundRunner`), switches
+codes on the same workers (:meth:`CodedSession.reencode`) and builds the
+fit's history from its round records.
+
+The session also keeps the fit going when its workers change: between
+rounds it drops lost workers, takes in joiners and re-plans on the same
+data partitions (the decisions are in
+:mod:`~dask_quorum.pipeline.engine.replan`), and a round whose remaining
 workers cannot decode is run again on the new code. Every change is a
-:class:`~dask_quorum.pipeline.engine.membership.MembershipEvent` in :attr:`events`
-and an event on the scheduler.
+:class:`~dask_quorum.pipeline.engine.membership.MembershipEvent` in
+:attr:`CodedSession.events` and an event on the scheduler.
 """
 
 from __future__ import annotations
@@ -28,22 +32,29 @@ from distributed import Client
 from dask_quorum import config
 
 from ..cluster import worker_addresses
-from ..coding import GradientCode, make_code
+from ..coding import GradientCode, contiguous_groups, expand, make_code
+from ..dashboard import FitReporter
+from .errors import SchedulerLostError, WorkersLostError
 from .history import rounds_to_dataset
 from .membership import (
     HangDetector,
     MembershipEvent,
-    SchedulerLostError,
-    WorkersLostError,
     check_client,
     log_membership,
     membership_variables,
     scheduler_view,
 )
 from .placement import Placement
-from ..coding import contiguous_groups, expand, regroup
-from ..dashboard import FitReporter
-from .rounds import RoundRecord, RoundRunner
+from .record import RoundRecord
+from .replan import (
+    code_after_change,
+    membership_events,
+    needs_replan,
+    next_members,
+    read_changes,
+    regrouped,
+)
+from .rounds import RoundRunner
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +72,7 @@ class CodedSession:
     random_state : None, int or numpy.random.RandomState
         Seeds the code's construction.
     decode_tol : float, default=0.0
-        See :class:`~dask_quorum.pipeline.engine.rounds.RoundRunner`.
+        See :class:`~dask_quorum.pipeline.engine.RoundRunner`.
     deadline : float or None, default=None
         Soft per-round deadline in seconds.
     code_factory : callable, optional
@@ -160,7 +171,7 @@ class CodedSession:
 
     @property
     def token(self) -> str:
-        """The token in this session's round-task keys (see ``rounds.ROUND_PREFIX``)."""
+        """The token in this session's round-task keys (:data:`~dask_quorum.pipeline.engine.ROUND_PREFIX`)."""
         if self._runner is None:
             raise RuntimeError("place the partitions first")
         return self._runner.token
@@ -236,7 +247,7 @@ class CodedSession:
             heartbeat_timeout=self.heartbeat_timeout,
             scheduler_id=self._scheduler_id,
         )
-        # The dashboard page (pipeline/dashboard.py) shows the fit; the
+        # The dashboard page (pipeline/dashboard/) shows the fit; the
         # reporter never blocks a round and is silent without a board.
         self._reporter = FitReporter(
             self.client, token=self._runner.token, label=self.label or self.scheme
@@ -337,7 +348,7 @@ class CodedSession:
         if self._reporter is not None and self._expanded is not None:
             self._reporter.assignment(self.workers, self._expanded.B, self._expanded.scheme)
 
-    # -- membership -----------------------------------------------------
+    # -- membership (the decisions: replan.py) ---------------------------
     def _maintain(self, index: int) -> None:
         """Re-encode point: drop lost workers, take in joiners, re-plan if anything changed."""
         assert self._runner is not None
@@ -352,57 +363,39 @@ class CodedSession:
                 f"round {index}",
                 expect_id=self._scheduler_id,
             )
-            for w in self.workers:
-                if w not in view.workers:
-                    lost.setdefault(w, "left the cluster")
-            for w, quiet in self._detector.hung(view, self._runner.warm).items():
-                lost.setdefault(
-                    w,
-                    f"no heartbeat for {quiet:.1f} s, busy for "
-                    f"{self._detector.missed_rounds}+ rounds",
-                )
-            joiners = sorted(
-                w for w in view.workers if w not in self.workers and w not in self._gone and w not in lost
+            hung = self._detector.hung(view, self._runner.warm)
+            lost, joiners = read_changes(
+                view, self.workers, self._gone, lost, hung, self._detector.missed_rounds
             )
-        room = self._n_partitions - (len(self.workers) - len(lost))
-        if lost or (joiners and room > 0):
+        if needs_replan(lost, joiners, len(self.workers), self._n_partitions):
             self._replan(lost, joiners, index)
 
     def _new_code(self, n: int) -> GradientCode:
-        """The code for ``n`` workers after a change (capped redundancy; frc -> cyclic if needed)."""
-        if self.code_factory is not None:
-            return self.code_factory(n)
-        r = min(int(self.redundancy), n)
-        scheme = self.scheme
-        if scheme == "frc" and n % r:
-            logger.warning(
-                "frc needs the redundancy %d to divide the %d workers left: using cyclic", r, n
-            )
-            scheme = "cyclic"
-        return make_code(scheme, n, redundancy=r, random_state=self.random_state)
+        """The code for ``n`` workers after a change.
+
+        See :func:`~dask_quorum.pipeline.engine.replan.code_after_change`.
+        """
+        return code_after_change(
+            n,
+            scheme=self.scheme,
+            redundancy=self.redundancy,
+            random_state=self.random_state,
+            code_factory=self.code_factory,
+        )
 
     def _replan(self, lost: dict[str, str], joiners: list[str], index: int) -> None:
         """Build a code for the survivors plus joiners and place what is missing."""
-        survivors = [w for w in self.workers if w not in lost]
-        joiners = [w for w in joiners if w not in lost][: max(0, self._n_partitions - len(survivors))]
-        members = survivors + joiners
-        if len(members) < max(1, self.min_workers):
-            gone = sorted(self._gone | set(lost))
-            raise WorkersLostError(
-                f"round {index}: lost worker(s) "
-                + "; ".join(f"{w} ({lost[w]})" for w in sorted(lost))
-                + f"; {len(members)} worker(s) left, fewer than quorum.faults.min-workers="
-                f"{max(1, self.min_workers)}: the fit cannot go on (all lost so far: {gone})",
-                lost=gone,
-            )
-        code = self._new_code(len(members))
-        held = (
-            self._placement.holdings(members)
-            if self._placement is not None
-            else np.zeros((len(members), self._n_partitions), dtype=bool)
+        members, joiners = next_members(
+            self.workers,
+            lost,
+            joiners,
+            n_partitions=self._n_partitions,
+            min_workers=self.min_workers,
+            gone=self._gone,
+            index=index,
         )
-        groups = regroup(code, held)
-        expanded = expand(code, groups, self._n_partitions)
+        code = self._new_code(len(members))
+        groups, expanded = regrouped(code, self._placement, members, self._n_partitions)
         moved = 0
         if self._placement is not None:
             try:
@@ -419,8 +412,7 @@ class CodedSession:
         if self._runner is not None and self._placement is not None:
             self._runner.rebind(expanded, self._placement)
         self._report_assignment()
-        events = [MembershipEvent(index, "lost", w, lost[w]) for w in sorted(lost)]
-        events += [MembershipEvent(index, "joined", w, "joined the cluster") for w in joiners]
+        events = membership_events(index, lost, joiners)
         self.events += events
         log_membership(
             self.client, events, self._runner.token if self._runner else "", self.check_interval + 5
@@ -458,7 +450,7 @@ class CodedSession:
         ----------
         variables : dict
             Per-round variables of the workload (``loss``, ``residual``, ...),
-            as for :func:`~dask_quorum.pipeline.engine.history.rounds_to_dataset`.
+            as for :func:`~dask_quorum.pipeline.engine.rounds_to_dataset`.
         scheme : str
             The scheme the fit asked for (``auto`` stays ``auto``).
         started : float

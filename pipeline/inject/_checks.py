@@ -1,13 +1,21 @@
-"""Small argument checks shared by :mod:`~dask_quorum.pipeline.inject.plugin` and :mod:`~dask_quorum.pipeline.inject.replay`."""
+"""Small argument checks shared by the modules of :mod:`~dask_quorum.pipeline.inject`.
+
+Numbers in a range, seeds, and worker identities (an address or a name,
+none given twice), as the slowdown specs, the trace replay and the
+injector take them.
+"""
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable
 from numbers import Real
 from typing import Any
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 #: A worker as named in a spec: its address (str) or its name (str or int).
 WorkerId = str | int
@@ -20,6 +28,10 @@ def _check_number(name: str, value: Any, low: float, high: float = math.inf) -> 
         bounds = f">= {low}" if high == math.inf else f"in [{low}, {high}]"
         raise ValueError(f"{name} must be finite and {bounds}, got {value!r}")
 
+
+def _check_seed(seed: Any) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
 
 
 def _check_worker_ids(workers: Iterable[Any]) -> None:

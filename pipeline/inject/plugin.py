@@ -1,9 +1,16 @@
-"""Straggler injection: make chosen Dask workers slow for any task.
+"""Straggler injection on the workers: the plugin that makes chosen workers slow for any task.
 
 :class:`StragglerInjector` is a :class:`distributed.WorkerPlugin` that slows
 down every task a chosen worker executes, whoever built the graph
 (dask-quorum, ``dask.array``, dask-ml, plain ``client.submit``), so that
 contenders can be measured under identical, reproducible conditions.
+
+Holds :class:`InjectionRecord`, the slowed graph node, the plugin
+:class:`StragglerInjector` and :func:`slow_step` (for loops that run
+outside Dask tasks). The client calls that install, read and remove the
+plugin are in :mod:`~dask_quorum.pipeline.inject.control`; the specs it
+applies in :mod:`~dask_quorum.pipeline.inject.slowdown` and
+:mod:`~dask_quorum.pipeline.inject.replay`.
 
 How a task is slowed
 --------------------
@@ -32,8 +39,9 @@ Fifteen workers sharing two cores do not behave like fifteen machines: their
 real compute runs one after another, so whoever straggles, a round costs the
 total work of all workers, and a scheme that places replicas pays for them
 twice. With ``unit_seconds > 0`` every task that declares its work units
-(the ``quorum_units`` annotation, see
-:mod:`~dask_quorum.pipeline.recorder.plugin`; ASAP steps declare theirs too) also
+(the ``quorum_units`` annotation,
+:data:`~dask_quorum.pipeline.recorder.UNITS_ANNOTATION`; ASAP steps declare
+theirs too) also
 waits ``factor * unit_seconds * units``, on *every* worker: the time the
 task would take on a machine of its own, times the worker's current
 slowdown. The waits are sleeps, so they overlap like work on separate
@@ -45,62 +53,38 @@ declare theirs under it.
 Replaying a recorded trace
 --------------------------
 Instead of a Markov chain per worker, the injector can replay measured
-per-node iteration times (:class:`TraceReplay`, built with
-:meth:`TraceReplay.from_csv` or :meth:`TraceReplay.from_matrix`): worker
+per-node iteration times
+(:class:`~dask_quorum.pipeline.inject.TraceReplay`, built with
+:meth:`~dask_quorum.pipeline.inject.TraceReplay.from_csv` or
+:meth:`~dask_quorum.pipeline.inject.TraceReplay.from_matrix`): worker
 ``workers[i]`` replays trace node ``i``, and its ``t``-th task is slowed by
 that node's slowdown factor at iteration ``t`` (wrapping around at the end
 of the trace), plus an optional additive delay scaled to a time budget. The
 replay is deterministic, and each :class:`InjectionRecord` shows the factor
 and delay applied to its task.
-
-Examples
---------
->>> from dask_quorum.pipeline.inject.plugin import (
-...     Slowdown, TraceReplay, inject_stragglers, injection_log, remove_stragglers)
->>> inject_stragglers(client, {0: Slowdown(factor=10, delay=0.01)})  # doctest: +SKIP
->>> injection_log(client)  # doctest: +SKIP
->>> replay = TraceReplay.from_csv(
-...     "aws_ec2_iteration_times.csv", "data2", workers=range(15), budget=0.05
-... )  # doctest: +SKIP
->>> inject_stragglers(client, replay)  # doctest: +SKIP
->>> remove_stragglers(client)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import numpy as np
 from dask._task_spec import GraphNode
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from ._checks import WorkerId, _check_number, _check_worker_ids
 from ..recorder import UNITS_ANNOTATION
+from ._checks import WorkerId, _check_number, _check_seed, _check_worker_ids
 from .replay import TraceReplay
-from ..cluster import scheduler_workers
+from .schedules import _ChainSchedule, _ReplaySchedule, _Schedule
+from .slowdown import Slowdown
 
 if TYPE_CHECKING:
-    from distributed import Client, Worker
-
-__all__ = [
-    "InjectionRecord",
-    "Slowdown",
-    "StragglerInjector",
-    "TraceReplay",
-    "inject_stragglers",
-    "injection_log",
-    "remove_stragglers",
-    "slow_states",
-    "slow_step",
-]
+    from distributed import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -108,160 +92,12 @@ logger = logging.getLogger(__name__)
 DEFAULT_LOG_SIZE = 10_000
 
 
-
-# --------------------------------------------------------------------------
-# Specification
-# --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Slowdown:
-    """How one worker is slowed down.
-
-    A task executed while the worker is *slow* takes
-    ``factor * natural + delay`` seconds instead of its natural time. Whether
-    the worker is slow follows a two-state Markov chain that advances once
-    per task the worker executes; the state of the first task is drawn from
-    the chain's stationary distribution.
-
-    Parameters
-    ----------
-    factor : float, default=1.0
-        Slowdown factor, ``>= 1``: a slow task takes ``factor`` times its
-        natural time.
-    delay : float, default=0.0
-        Extra seconds, ``>= 0``, added to every slow task. Needed for tiny
-        tasks (10 x a 0.5 ms gradient is still nothing).
-    p_slow_slow : float, default=1.0
-        P(slow at task t+1 | slow at task t), in [0, 1].
-    p_slow_fast : float, default=1.0
-        P(slow at task t+1 | fast at task t), in [0, 1]. With both
-        probabilities at 1 (the defaults) the worker is always slow.
-
-    Raises
-    ------
-    ValueError
-        On a factor below 1, a negative delay, a probability outside [0, 1],
-        a non-finite number, or ``p_slow_slow=1, p_slow_fast=0`` (both states
-        absorbing: the spec would not say whether the worker is slow).
-
-    See Also
-    --------
-    slow_states : the state sequence a worker goes through.
-
-    Examples
-    --------
-    >>> Slowdown(factor=5, p_slow_slow=0.75, p_slow_fast=0.25).slow_fraction
-    0.5
-    """
-
-    factor: float = 1.0
-    delay: float = 0.0
-    p_slow_slow: float = 1.0
-    p_slow_fast: float = 1.0
-
-    def __post_init__(self) -> None:
-        _check_number("factor", self.factor, 1.0)
-        _check_number("delay", self.delay, 0.0)
-        _check_number("p_slow_slow", self.p_slow_slow, 0.0, 1.0)
-        _check_number("p_slow_fast", self.p_slow_fast, 0.0, 1.0)
-        if self.p_slow_slow == 1 and self.p_slow_fast == 0:
-            raise ValueError(
-                "p_slow_slow=1 with p_slow_fast=0 makes both states absorbing, so "
-                "the chain has no unique stationary distribution and the initial "
-                "state is undefined; use p_slow_fast=1 for an always-slow worker, "
-                "or leave the worker out for a never-slow one"
-            )
-
-    @property
-    def slow_fraction(self) -> float:
-        """Stationary probability of the slow state.
-
-        ``p_slow_fast / (1 - p_slow_slow + p_slow_fast)``: the long-run
-        fraction of slow tasks and the probability that the first task is
-        slow.
-        """
-        return self.p_slow_fast / (1.0 - self.p_slow_slow + self.p_slow_fast)
-
-
-class _Chain:
-    """Two-state Markov chain, one uniform draw per step."""
-
-    def __init__(self, slowdown: Slowdown, seed: int, worker: WorkerId):
-        self._spec = slowdown
-        digest = hashlib.sha256(str(worker).encode()).digest()
-        entropy = int.from_bytes(digest, "little")
-        self._rng = np.random.default_rng(np.random.SeedSequence([seed, entropy]))
-        self._slow: bool | None = None
-
-    def step(self) -> bool:
-        """Advance to the next task and return whether it is slow."""
-        if self._slow is None:
-            p = self._spec.slow_fraction
-        elif self._slow:
-            p = self._spec.p_slow_slow
-        else:
-            p = self._spec.p_slow_fast
-        self._slow = bool(self._rng.random() < p)
-        return self._slow
-
-
-def _check_seed(seed: Any) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-
-
-def slow_states(
-    slowdown: Slowdown, n_tasks: int, *, worker: WorkerId, seed: int = 0
-) -> np.ndarray:
-    """States of the first ``n_tasks`` tasks a worker executes under injection.
-
-    The same generator as :class:`StragglerInjector`: with equal ``seed`` and
-    ``worker`` (the key used in the ``slowdowns`` mapping; ``0`` and ``"0"``
-    are the same) the injector's log shows exactly this sequence.
-
-    Parameters
-    ----------
-    slowdown : Slowdown
-        The worker's spec.
-    n_tasks : int
-        Number of tasks, ``>= 0``.
-    worker : str or int
-        Worker identity as given in the spec (address or name).
-    seed : int, default=0
-        Seed of the injector.
-
-    Returns
-    -------
-    numpy.ndarray of bool, shape (n_tasks,)
-        ``True`` where the task is slow.
-
-    Examples
-    --------
-    >>> slow_states(Slowdown(), 3, worker=0)  # always slow
-    array([ True,  True,  True])
-    >>> slow_states(Slowdown(p_slow_slow=0.0, p_slow_fast=0.0), 3, worker=0)
-    array([False, False, False])
-    """
-    if not isinstance(slowdown, Slowdown):
-        raise ValueError(f"slowdown must be a Slowdown, got {slowdown!r}")
-    if isinstance(n_tasks, bool) or not isinstance(n_tasks, int) or n_tasks < 0:
-        raise ValueError(f"n_tasks must be a non-negative integer, got {n_tasks!r}")
-    _check_seed(seed)
-    chain = _Chain(slowdown, seed, worker)
-    states = (chain.step() for _ in range(n_tasks))
-    return np.fromiter(states, dtype=bool, count=n_tasks)
-
-
-# --------------------------------------------------------------------------
-# Worker side
-# --------------------------------------------------------------------------
-
-
 class InjectionRecord(NamedTuple):
-    """One task executed by a worker that has a :class:`Slowdown`, replays a trace, or emulates work.
+    """One task executed by a worker that is slowed, replays a trace, or emulates work.
 
-    A task waits ``factor * work + (factor - 1) * natural + delay`` seconds
+    That is, by a worker with a :class:`~dask_quorum.pipeline.inject.Slowdown`,
+    a :class:`~dask_quorum.pipeline.inject.TraceReplay` or ``unit_seconds`` of
+    emulated work. A task waits ``factor * work + (factor - 1) * natural + delay`` seconds
     after its natural run (``factor = 1``, no delay, when fast); ``added`` is
     the time actually waited.
     """
@@ -337,46 +173,14 @@ class _SlowedNode(GraphNode):
         return f"<{state} {self.original!r}>"
 
 
-class _Schedule(Protocol):
-    def step(self) -> tuple[bool, float, float]:
-        """Advance to the next task: (slow, factor, delay)."""
-
-
-class _ChainSchedule:
-    """A :class:`Slowdown`'s Markov chain as a per-task schedule."""
-
-    def __init__(self, slowdown: Slowdown, seed: int, worker: WorkerId):
-        self._spec = slowdown
-        self._chain = _Chain(slowdown, seed, worker)
-
-    def step(self) -> tuple[bool, float, float]:
-        if self._chain.step():
-            return True, self._spec.factor, self._spec.delay
-        return False, 1.0, 0.0
-
-
-class _ReplaySchedule:
-    """One worker's column of a :class:`TraceReplay`, wrapping around."""
-
-    def __init__(self, replay: TraceReplay, worker: WorkerId):
-        column = replay.column(worker)
-        self._factors = replay.factors[:, column].tolist()
-        self._delays = replay.delays[:, column].tolist()
-        self._t = 0
-
-    def step(self) -> tuple[bool, float, float]:
-        t = self._t % len(self._factors)
-        self._t += 1
-        factor, delay = self._factors[t], self._delays[t]
-        return factor > 1.0 or delay > 0.0, factor, delay
-
 
 class StragglerInjector(WorkerPlugin):
     """Worker plugin that makes chosen workers slow for every task.
 
-    Register it with :func:`inject_stragglers` (which checks the workers
-    exist), or ``client.register_plugin(StragglerInjector(...))``. Each worker
-    gets its own copy; a worker not named in ``slowdowns`` (or in the
+    Register it with :func:`~dask_quorum.pipeline.inject.inject_stragglers`
+    (which checks the workers exist), or
+    ``client.register_plugin(StragglerInjector(...))``. Each worker gets its
+    own copy; a worker not named in ``slowdowns`` (or in the
     replay's workers) is left alone. Registering again replaces the previous
     injector: its ``teardown`` restores every run spec it changed and cuts
     short the waits of tasks already running (they return their results at
@@ -387,12 +191,14 @@ class StragglerInjector(WorkerPlugin):
     slowdowns : mapping of str or int to Slowdown, or TraceReplay
         Per-worker spec, keyed by worker address (``"tcp://..."``) or name
         (``LocalCluster`` names workers ``0 .. n-1``; ``0`` and ``"0"`` are
-        the same name); or a :class:`TraceReplay`, whose workers then replay
-        their trace node task by task (deterministically).
+        the same name); or a
+        :class:`~dask_quorum.pipeline.inject.TraceReplay`, whose workers
+        then replay their trace node task by task (deterministically).
     seed : int, default=0
         Seed; the chain of each worker uses a generator derived from
         ``(seed, str(key))``, so its sequence of slow/fast states is the same
-        run to run (see :func:`slow_states`). Unused by a replay.
+        run to run (see :func:`~dask_quorum.pipeline.inject.slow_states`).
+        Unused by a replay.
     log_size : int, default=10_000
         Number of :class:`InjectionRecord` kept per worker (oldest dropped).
     unit_seconds : float, default=0.0
@@ -408,14 +214,16 @@ class StragglerInjector(WorkerPlugin):
         The replayed trace, if any.
     log : collections.deque of InjectionRecord
         On the worker, the most recent tasks in completion order. Read it
-        through :func:`injection_log` or :meth:`records`.
+        through :func:`~dask_quorum.pipeline.inject.injection_log` or
+        :meth:`records`.
 
     Raises
     ------
     ValueError
         On a key that is not a str or int, two keys naming the same worker
-        (``0`` and ``"0"``), a value that is not a :class:`Slowdown`, a
-        negative or non-integer seed, a ``log_size`` below 1, or a negative
+        (``0`` and ``"0"``), a value that is not a
+        :class:`~dask_quorum.pipeline.inject.Slowdown`, a negative or
+        non-integer seed, a ``log_size`` below 1, or a negative
         or non-finite ``unit_seconds``.
 
     Notes
@@ -623,134 +431,6 @@ class StragglerInjector(WorkerPlugin):
             return list(self.log)
 
 
-# --------------------------------------------------------------------------
-# Client side
-# --------------------------------------------------------------------------
-
-
-def _check_known_workers(
-    targets: Iterable[WorkerId], workers: Mapping[str, Mapping[str, Any]]
-) -> None:
-    """Raise if a key names no worker, or two keys name the same worker."""
-    names = {address: info.get("name") for address, info in workers.items()}
-    unknown = []
-    given: dict[str, list[WorkerId]] = {}
-    for key in targets:
-        hits = [a for a, n in names.items() if str(key) in (a, str(n))]
-        if not hits:
-            unknown.append(key)
-        for address in hits:
-            given.setdefault(address, []).append(key)
-    if unknown:
-        known = ", ".join(f"{a} (name {n!r})" for a, n in sorted(names.items()))
-        raise ValueError(
-            f"unknown worker(s) {unknown!r}: give an address or a name of a worker "
-            f"in the cluster; known workers: {known or 'none'}"
-        )
-    for address, keys in given.items():
-        if len(keys) > 1:
-            raise ValueError(f"worker {address} is given more than once: {keys!r}")
-
-
-def inject_stragglers(
-    client: Client,
-    slowdowns: Mapping[WorkerId, Slowdown] | TraceReplay,
-    *,
-    seed: int = 0,
-    log_size: int = DEFAULT_LOG_SIZE,
-    unit_seconds: float = 0.0,
-) -> StragglerInjector | Awaitable[StragglerInjector]:
-    """Register a :class:`StragglerInjector`, replacing any previous one.
-
-    Parameters
-    ----------
-    client : distributed.Client
-        Synchronous or asynchronous client (then await the result).
-    slowdowns : mapping of str or int to Slowdown, or TraceReplay
-        Per-worker spec, keyed by address or name; or a trace to replay
-        (see :class:`TraceReplay`). Every key, or every worker of the replay,
-        must name a worker currently in the cluster.
-    seed : int, default=0
-        Seed of the per-worker chains (unused by a replay, which is
-        deterministic).
-    log_size : int, default=10_000
-        Records kept per worker.
-    unit_seconds : float, default=0.0
-        Emulated seconds of work per declared work unit on every worker
-        (times the worker's slowdown factor): lets a small host emulate a
-        cluster of dedicated machines. See the module docstring.
-
-    Returns
-    -------
-    StragglerInjector
-        The client-side copy of the plugin (its log stays empty: read the
-        workers' logs with :func:`injection_log`).
-
-    Raises
-    ------
-    ValueError
-        On an invalid spec (see :class:`StragglerInjector`), or a key that
-        names no worker of the cluster; the message lists the known workers.
-        Nothing is registered then.
-    """
-    injector = StragglerInjector(slowdowns, seed=seed, log_size=log_size, unit_seconds=unit_seconds)
-    if client.asynchronous:
-        return _inject_async(client, injector)
-    workers = scheduler_workers(client)
-    _check_known_workers(injector.workers, workers)
-    client.register_plugin(injector)
-    return injector
-
-
-async def _inject_async(
-    client: Client, injector: StragglerInjector
-) -> StragglerInjector:
-    identity = await client.scheduler.identity(n_workers=-1)
-    _check_known_workers(injector.workers, identity["workers"])
-    await client.register_plugin(injector)
-    return injector
-
-
-def _is_missing_plugin(error: ValueError) -> bool:
-    return "does not exist" in str(error)
-
-
-def remove_stragglers(client: Client) -> bool | Awaitable[bool]:
-    """Unregister the straggler injector; no error when there is none.
-
-    Tasks already running return their results at once (their remaining
-    extra wait is cut short); later tasks run at natural speed.
-
-    Parameters
-    ----------
-    client : distributed.Client
-        Synchronous or asynchronous client (then await the result).
-
-    Returns
-    -------
-    bool
-        Whether an injector was registered.
-    """
-    if client.asynchronous:
-        return _remove_async(client)
-    try:
-        client.unregister_worker_plugin(StragglerInjector.name)
-    except ValueError as error:
-        if not _is_missing_plugin(error):
-            raise
-        return False
-    return True
-
-
-async def _remove_async(client: Client) -> bool:
-    try:
-        await client.unregister_worker_plugin(StragglerInjector.name)
-    except ValueError as error:
-        if not _is_missing_plugin(error):
-            raise
-        return False
-    return True
-
 
 def slow_step(worker: Worker, natural: float, key: Any, units: float | None = None) -> float:
     """Apply ``worker``'s injected slowdown to one step of a long-running loop.
@@ -777,36 +457,3 @@ def slow_step(worker: Worker, natural: float, key: Any, units: float | None = No
     if not isinstance(plugin, StragglerInjector):
         return 0.0
     return plugin.slow_step(natural, key, units)
-
-
-def _worker_records(dask_worker: Worker) -> list[InjectionRecord] | None:
-    plugin = dask_worker.plugins.get(StragglerInjector.name)
-    if not isinstance(plugin, StragglerInjector):
-        return None
-    return plugin.records()
-
-
-def _collect(responses: Mapping[str, list[InjectionRecord] | None]) -> dict:
-    return {w: records for w, records in responses.items() if records is not None}
-
-
-def injection_log(
-    client: Client,
-) -> dict[str, list[InjectionRecord]] | Awaitable[dict[str, list[InjectionRecord]]]:
-    """Recent :class:`InjectionRecord` of every worker, by worker address.
-
-    Workers without an injector are absent; workers the injector leaves alone
-    have an empty list.
-
-    Parameters
-    ----------
-    client : distributed.Client
-        Synchronous or asynchronous client (then await the result).
-    """
-    if client.asynchronous:
-        return _injection_log_async(client)
-    return _collect(client.run(_worker_records))
-
-
-async def _injection_log_async(client: Client) -> dict[str, list[InjectionRecord]]:
-    return _collect(await client.run(_worker_records))

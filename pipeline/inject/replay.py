@@ -1,10 +1,12 @@
 """Trace replay: turn a recorded trace into per-worker slowdown schedules.
 
-:class:`TraceReplay` holds, for each worker, the slowdown factor and additive
-delay of its ``t``-th task, computed from measured per-node iteration times
-(:meth:`TraceReplay.from_matrix`, or :meth:`TraceReplay.from_csv` for the
-EC2 trace CSV, columns ``trace, node, iteration, seconds``). Register it with
-:func:`dask_quorum.pipeline.inject.inject_stragglers`, whose
+Holds :class:`TraceReplay`: for each worker, the slowdown factor and
+additive delay of its ``t``-th task, computed from measured
+per-node iteration times (:meth:`TraceReplay.from_matrix`, or
+:meth:`TraceReplay.from_csv` for the EC2 trace CSV, columns ``trace, node,
+iteration, seconds``, read by
+:func:`~dask_quorum.pipeline.stragglers.trace_rows`). Register it with
+:func:`~dask_quorum.pipeline.inject.inject_stragglers`, whose
 :class:`~dask_quorum.pipeline.inject.StragglerInjector` applies it.
 
 Examples
@@ -16,9 +18,7 @@ Examples
 
 from __future__ import annotations
 
-import csv
 import logging
-import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -28,12 +28,7 @@ import numpy as np
 
 from ._checks import WorkerId, _check_number, _check_worker_ids
 
-__all__ = ["TRACE_COLUMNS", "TraceReplay"]
-
 logger = logging.getLogger(__name__)
-
-#: Columns a trace CSV must have (others are ignored).
-TRACE_COLUMNS = ("trace", "node", "iteration", "seconds")
 
 
 def _check_workers(workers: Any) -> tuple[WorkerId, ...]:
@@ -48,25 +43,33 @@ def _check_workers(workers: Any) -> tuple[WorkerId, ...]:
     return tuple(w if isinstance(w, str) else int(w) for w in workers)
 
 
-def _frozen_matrix(name: str, value: Any, low: float) -> np.ndarray:
+def _checked_matrix(name: str, value: Any, low: float, column: str) -> np.ndarray:
+    """``value`` as a 2-d float array, finite and ``>= low``; ``column`` names its columns.
+
+    The messages name the offending entry by iteration (row) and ``column``
+    (``"node"`` for measured seconds, ``"worker"`` for factors and delays).
+    """
     try:
         array = np.array(value, dtype=np.float64)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"{name} must be a numeric matrix: {error}") from None
+        raise ValueError(f"{name} must be numeric: {error}") from None
     if array.ndim != 2:
         raise ValueError(
-            f"{name} must be a matrix (n_iterations, n_workers), "
+            f"{name} must be a matrix (n_iterations, n_{column}s), "
             f"got shape {array.shape}"
         )
     if not np.isfinite(array).all():
-        raise ValueError(f"{name} must be finite")
+        t, i = np.argwhere(~np.isfinite(array))[0]
+        raise ValueError(
+            f"{name} must be finite, got {float(array[t, i])!r} at "
+            f"iteration {t}, {column} {i}"
+        )
     if (array < low).any():
         t, i = np.argwhere(array < low)[0]
         raise ValueError(
             f"{name} must be >= {low}, got {float(array[t, i])!r} at "
-            f"iteration {t}, worker {i}"
+            f"iteration {t}, {column} {i}"
         )
-    array.setflags(write=False)
     return array
 
 
@@ -82,8 +85,8 @@ class TraceReplay:
 
     Worker ``workers[i]`` replays trace node ``nodes[i]``: the ``t``-th task
     it executes under injection (counted as tasks start on that worker, as
-    for a :class:`Slowdown` chain; with one task per worker per round, task
-    ``t`` is round ``t``) takes ::
+    for a :class:`~dask_quorum.pipeline.inject.Slowdown` chain; with one task
+    per worker per round, task ``t`` is round ``t``) takes ::
 
         factors[t % n, i] * natural + delays[t % n, i]
 
@@ -91,7 +94,8 @@ class TraceReplay:
     tasks beyond the end of the trace **wrap around** to its first iteration,
     so a long run sees the trace's statistics over and over. A task whose
     factor is 1 (and delay 0) is not slowed (``slow=False`` in its
-    :class:`InjectionRecord`). No randomness is involved.
+    :class:`~dask_quorum.pipeline.inject.InjectionRecord`). No randomness is
+    involved.
 
     Build it with :meth:`from_csv` or :meth:`from_matrix`, which compute the
     factors and delays from measured seconds (see :meth:`from_matrix` for
@@ -147,12 +151,13 @@ class TraceReplay:
 
     def __post_init__(self) -> None:
         workers = _check_workers(self.workers)
-        factors = _frozen_matrix("factors", self.factors, 1.0)
+        factors = _checked_matrix("factors", self.factors, 1.0, "worker")
         if self.delays is None:
             delays = np.zeros_like(factors)
-            delays.setflags(write=False)
         else:
-            delays = _frozen_matrix("delays", self.delays, 0.0)
+            delays = _checked_matrix("delays", self.delays, 0.0, "worker")
+        factors.setflags(write=False)
+        delays.setflags(write=False)
         if factors.shape[0] == 0:
             raise ValueError("factors is empty: a replay needs at least one iteration")
         if factors.shape[1] != len(workers):
@@ -232,8 +237,10 @@ class TraceReplay:
     def schedule(self, worker: WorkerId, n_tasks: int) -> tuple[np.ndarray, np.ndarray]:
         """Factors and delays of the first ``n_tasks`` tasks of ``worker``.
 
-        The same values :class:`StragglerInjector` applies (and logs in
-        :attr:`InjectionRecord.factor` and :attr:`InjectionRecord.delay`),
+        The same values
+        :class:`~dask_quorum.pipeline.inject.StragglerInjector` applies (and
+        logs in :attr:`~dask_quorum.pipeline.inject.InjectionRecord.factor`
+        and :attr:`~dask_quorum.pipeline.inject.InjectionRecord.delay`),
         wrapping around after :attr:`n_iterations` tasks.
 
         Returns
@@ -321,32 +328,13 @@ class TraceReplay:
             than nodes (the message gives both counts), invalid workers, a
             wrong number of node labels, or both ``budget`` and ``scale``.
         """
-        try:
-            matrix = np.array(seconds, dtype=np.float64)
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"seconds must be numeric: {error}") from None
-        if matrix.ndim != 2:
-            raise ValueError(
-                f"seconds must be a matrix (n_iterations, n_nodes), "
-                f"got shape {matrix.shape}"
-            )
+        # low=0, not 0.0: the messages say "seconds must be >= 0"
+        matrix = _checked_matrix("seconds", seconds, 0, "node")
         n_iterations, n_nodes = matrix.shape
         if n_iterations == 0 or n_nodes == 0:
             raise ValueError(
                 f"the trace {trace!r} is empty: seconds has shape {matrix.shape}, "
                 f"a replay needs at least one iteration and one node"
-            )
-        if not np.isfinite(matrix).all():
-            t, j = np.argwhere(~np.isfinite(matrix))[0]
-            raise ValueError(
-                f"seconds must be finite, got {float(matrix[t, j])!r} at "
-                f"iteration {t}, node {j}"
-            )
-        if (matrix < 0).any():
-            t, j = np.argwhere(matrix < 0)[0]
-            raise ValueError(
-                f"seconds must be >= 0, got {float(matrix[t, j])!r} at "
-                f"iteration {t}, node {j}"
             )
         workers = _check_workers(workers)
         if len(workers) > n_nodes:
@@ -393,14 +381,15 @@ class TraceReplay:
     ) -> TraceReplay:
         """Replay one trace of a CSV file (``trace, node, iteration, seconds``).
 
-        The file is read as plain text with :mod:`csv` (extra columns are
-        ignored). Nodes are numbered in the order they first appear in the
-        file: worker ``workers[i]`` replays the ``i``-th node; with fewer
-        workers than nodes the first ``len(workers)`` nodes are replayed
-        (all nodes still enter the per-iteration reference), more workers
-        than nodes is an error. Iterations are ordered by their ``iteration``
-        number; only iterations recorded by *every* node of the trace are
-        kept (in ``aws_ec2_iteration_times.csv``, traces ``data4``,
+        The file is read as CSV text, never unpickled, and checked as a
+        whole by :func:`~dask_quorum.pipeline.stragglers.trace_rows` (extra
+        columns are ignored). Nodes are numbered in the order they first
+        appear in the file: worker ``workers[i]`` replays the ``i``-th node;
+        with fewer workers than nodes the first ``len(workers)`` nodes are
+        replayed (all nodes still enter the per-iteration reference), more
+        workers than nodes is an error. Iterations are ordered by their
+        ``iteration`` number; only iterations recorded by *every* node of the
+        trace are kept (in ``aws_ec2_iteration_times.csv``, traces ``data4``,
         ``data7`` and ``data8`` have one node with an extra last iteration,
         which is dropped). Factors and delays are then computed as in
         :meth:`from_matrix`.
@@ -417,118 +406,38 @@ class TraceReplay:
         Raises
         ------
         ValueError
-            On an empty file or a missing column, a row with missing or
-            empty fields (truncated file) or too many fields, a non-integer
-            or negative iteration, a non-numeric, non-finite or negative
-            ``seconds`` (the message gives the line), a repeated
-            (node, iteration), an unknown trace (the message lists the known
-            ones), an empty trace (no data rows, or no iteration recorded by
-            every node), and the errors of :meth:`from_matrix`.
+            On a file :func:`~dask_quorum.pipeline.stragglers.trace_rows`
+            rejects: not CSV text (a pickle, say), empty, a missing column, a
+            row with missing or empty fields (truncated file) or too many
+            fields, a non-integer or negative iteration, a non-numeric,
+            non-finite or negative ``seconds`` (the message gives the line),
+            a repeated (node, iteration), an unknown trace (the message lists
+            the known ones), a trace without data rows; on an empty trace (no
+            iteration recorded by every node), and the errors of
+            :meth:`from_matrix`.
         """
         if not isinstance(trace, str):
             raise ValueError(f"trace must be a str, got {trace!r}")
-        nodes, seconds = _read_trace_csv(path, trace)
+        # Imported here, on the client: a worker that unpickles a replay then
+        # loads no pandas, SciPy or xarray.
+        from ..stragglers import trace_rows
+
+        rows = trace_rows(path, trace)
+        nodes = [str(node) for node in rows["node"].unique()]  # in order of appearance
+        wide = rows.pivot(index="iteration", columns="node", values="seconds")
+        wide = wide.reindex(columns=nodes).sort_index()
+        complete = wide.dropna()  # the iterations every node recorded
+        if complete.empty:
+            raise ValueError(
+                f"trace {trace!r} is empty: no iteration was recorded by every node"
+            )
+        dropped = int(wide.notna().to_numpy().sum()) - complete.size
+        if dropped:
+            logger.info(
+                "Trace %r: dropped %d rows of iterations not recorded by every node",
+                trace,
+                dropped,
+            )
         return cls.from_matrix(
-            seconds, workers, budget=budget, scale=scale, nodes=nodes, trace=trace
+            complete.to_numpy(), workers, budget=budget, scale=scale, nodes=nodes, trace=trace
         )
-
-
-def _read_trace_csv(
-    path: str | os.PathLike[str], trace: str
-) -> tuple[list[str], np.ndarray]:
-    """Nodes (in order of appearance) and seconds (n_iterations, n_nodes).
-
-    The file is parsed as CSV text, never unpickled or executed: a binary
-    file (a pickle, say) is rejected.
-    """
-    try:
-        return _parse_trace_csv(os.fspath(path), trace)
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise ValueError(
-            f"{os.fspath(path)} is not a trace CSV text file ({exc}); trace files are "
-            f"parsed as CSV data with columns {', '.join(TRACE_COLUMNS)}, never unpickled"
-        ) from None
-
-
-def _parse_trace_csv(path: str, trace: str) -> tuple[list[str], np.ndarray]:
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
-            raise ValueError(
-                f"{path} is empty: expected a header with columns "
-                f"{', '.join(TRACE_COLUMNS)}"
-            )
-        header = [name.strip() for name in header]
-        missing = [name for name in TRACE_COLUMNS if name not in header]
-        if missing:
-            raise ValueError(
-                f"{path}: missing column(s) {missing!r}; the header has {header!r}, "
-                f"expected {list(TRACE_COLUMNS)!r}"
-            )
-        col = {name: header.index(name) for name in TRACE_COLUMNS}
-        known: dict[str, None] = {}  # traces in order of appearance
-        times: dict[str, dict[int, float]] = {}  # node -> iteration -> seconds
-        for row in reader:
-            if not row:  # blank line
-                continue
-            where = f"{path}, line {reader.line_num}"
-            short = len(row) != len(header)
-            if short or any(row[i].strip() == "" for i in col.values()):
-                kind = "too many fields" if len(row) > len(header) else "truncated row"
-                raise ValueError(
-                    f"{where}: {kind} {row!r}, expected {len(header)} non-empty "
-                    f"fields ({', '.join(header)})"
-                )
-            name, node = row[col["trace"]].strip(), row[col["node"]].strip()
-            raw_iteration, raw_seconds = row[col["iteration"]], row[col["seconds"]]
-            try:
-                iteration = int(raw_iteration)
-            except ValueError:
-                raise ValueError(
-                    f"{where}: iteration must be an integer, got {raw_iteration!r}"
-                ) from None
-            if iteration < 0:
-                raise ValueError(f"{where}: iteration must be >= 0, got {iteration}")
-            try:
-                value = float(raw_seconds)
-            except ValueError:
-                raise ValueError(
-                    f"{where}: seconds must be a number, got {raw_seconds!r}"
-                ) from None
-            if not math.isfinite(value) or value < 0:
-                raise ValueError(
-                    f"{where}: seconds must be finite and >= 0, got {raw_seconds!r}"
-                )
-            known[name] = None
-            if name != trace:
-                continue
-            by_iteration = times.setdefault(node, {})
-            if iteration in by_iteration:
-                raise ValueError(
-                    f"{where}: iteration {iteration} of node {node!r} in trace "
-                    f"{trace!r} is given twice"
-                )
-            by_iteration[iteration] = value
-    if not known:
-        raise ValueError(f"trace {trace!r} is empty: {path} has no data rows")
-    if trace not in known:
-        raise ValueError(
-            f"unknown trace {trace!r} in {path}; known traces: {', '.join(known)}"
-        )
-    nodes = list(times)
-    common = set.intersection(*(set(its) for its in times.values()))
-    if not common:
-        raise ValueError(
-            f"trace {trace!r} is empty: no iteration was recorded by every node"
-        )
-    iterations = sorted(common)
-    dropped = sum(len(its) for its in times.values()) - len(iterations) * len(nodes)
-    if dropped:
-        logger.info(
-            "Trace %r: dropped %d rows of iterations not recorded by every node",
-            trace,
-            dropped,
-        )
-    seconds = np.array([[times[n][t] for n in nodes] for t in iterations])
-    return nodes, seconds

@@ -1,16 +1,23 @@
 """PageRank by coded rounds: the graph in blocks on the workers, coded power iteration.
 
-Holds the source and target blocks of the transition matrix and the graphs
-that cut them (from a local sparse matrix or a dask array,
-:mod:`.blocks`), and the coded power iteration with its exact rank
-accounting (:mod:`.power`).
+Holds the source and target blocks of the transition matrix
+(:mod:`.blocks`), the graphs that cut them (from a local sparse matrix or a
+dask array, :mod:`.graphs`), and the coded power iteration with its exact
+rank accounting (:mod:`.power`).
 
 May import :mod:`~dask_quorum.pipeline.engine`,
 :mod:`~dask_quorum.pipeline.coding` and :mod:`~dask_quorum.pipeline.cluster`.
 """
 
-from .blocks import DaskGraph, LocalGraph, SourceBlock, TargetBlock
-from .power import GoogleMap, PageRankFit, RankAccount, coded_block_step, pagerank_by_rounds
+from .blocks import SourceBlock, TargetBlock
+from .graphs import DaskGraph, LocalGraph
+from .power import (
+    GoogleMap,
+    PageRankFit,
+    RankAccount,
+    coded_block_step,
+    pagerank_by_rounds,
+)
 
 __all__ = [
     "DaskGraph",

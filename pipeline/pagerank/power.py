@@ -42,10 +42,13 @@ iteration. A block that a persistent straggler alone holds (``uncoded``)
 is never refreshed: the residual then stays up and the fit says so.
 
 The pieces are separate so that other engines can reuse them:
-:func:`~dask_quorum.pipeline.pagerank.blocks` cuts the adjacency into source
-blocks; :func:`block_step` is the per-block step, ``P_b^T v_b``, on any
-vector (an asynchronous engine such as ASAP can run it on a worker's own
-replica of the rank vector); :class:`GoogleMap` is the driver-side update.
+:meth:`LocalGraph.blocks <dask_quorum.pipeline.pagerank.LocalGraph.blocks>`
+(or :class:`~dask_quorum.pipeline.pagerank.DaskGraph`'s) cuts the adjacency
+into source blocks; :func:`block_step` is the per-block step, ``P_b^T v_b``,
+on any vector (an asynchronous engine such as ASAP can run it on a worker's
+own replica of the rank vector); :class:`GoogleMap` is the update, here on
+the driver (ASAP's block owners apply it to their own blocks,
+:mod:`~dask_quorum.pipeline.asap.pagerank`).
 """
 
 from __future__ import annotations
@@ -61,11 +64,13 @@ from distributed import Client
 
 from dask_quorum import config
 
-from ..engine import ADAPTIVE_SCHEMES, OnlineAdapter, initial_code
-from .blocks import DaskGraph, LocalGraph, SourceBlock
-from ..engine import CodedSession
+from ..engine import ADAPTIVE_SCHEMES, CodedSession, OnlineAdapter, initial_code
+from .blocks import SourceBlock
+from .graphs import DaskGraph, LocalGraph
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["GoogleMap", "PageRankFit", "RankAccount", "block_step", "coded_block_step", "pagerank_by_rounds"]
 
 #: Decoded block coefficients below this are treated as negative (a
 #: least-squares decode of very few responders); such a round is not applied.
@@ -126,7 +131,20 @@ class GoogleMap:
 
     def __call__(self, flow: np.ndarray, v: np.ndarray) -> np.ndarray:
         """``F(v)`` given ``flow = P^T v``."""
-        lost = float(v[self.dangling].sum())
+        return self.from_flow(flow, self.lost(v))
+
+    def lost(self, v: np.ndarray) -> float:
+        """The rank of ``v`` on the dangling vertices, which goes along the personalization."""
+        return float(v[self.dangling].sum())
+
+    def from_flow(self, flow: np.ndarray, lost: float) -> np.ndarray:
+        """``F`` given the rank that flows along the edges and the ``lost`` rank of the dangling vertices.
+
+        On a map of one block of vertices (``teleport`` and ``dangling`` the
+        block's slices) this is the block of ``F(v)``, given the block of
+        ``P^T v`` and the dangling rank of the whole ``v``: what the block's
+        owner computes in :mod:`~dask_quorum.pipeline.asap.pagerank`.
+        """
         return self.damping * (flow + lost * self.teleport) + (1.0 - self.damping) * self.teleport
 
 
@@ -240,7 +258,7 @@ def pagerank_by_rounds(
     keep_params = bool(config.get("history.keep-params"))
     factory = None
     if scheme in ADAPTIVE_SCHEMES:
-        factory = lambda n: initial_code(scheme, n, redundancy, random_state)  # noqa: E731
+        factory = lambda n: initial_code(scheme, n, redundancy, random_state)
     google = GoogleMap(damping, teleport, graph.dangling)
     n = graph.n_vertices
     residuals, steps, min_coeffs, params = [], [], [], []

@@ -1,23 +1,12 @@
-"""Per-task latency recorder: queue, compute and transfer time of every task.
+"""The latency recorder's scheduler side: :class:`LatencyRecorder` and its preload hook.
 
 :class:`LatencyRecorder` is a :class:`distributed.diagnostics.plugin.SchedulerPlugin`
 that keeps one row per task that finishes on the cluster, whoever built the
-graph (dask-quorum rounds, ``dask.array``, plain ``client.submit``):
-
-========  ==============================================================
-worker    address of the worker that ran the task (``""`` if unknown)
-key       the task's key, as ``str``
-prefix    its task prefix (:func:`dask.utils.key_split` of the key)
-queue     seconds from the task's transition *into* ``processing`` (it is
-          assigned to a worker) to the start of its first compute interval
-compute   seconds of its ``"compute"`` intervals
-transfer  seconds of its ``"transfer"`` intervals (dependencies fetched
-          from other workers)
-units     work units it declared (annotation ``quorum_units``), else NaN
-start     start of its first compute interval (scheduler clock, epoch s)
-stop      end of its last compute interval (scheduler clock, epoch s)
-erred     whether it ended ``processing -> erred`` instead of ``-> memory``
-========  ==============================================================
+graph (dask-quorum rounds, ``dask.array``, plain ``client.submit``); the
+columns are those of :data:`~dask_quorum.pipeline.recorder.FIELDS`
+(:mod:`~dask_quorum.pipeline.recorder.rows`). It serves them through the
+scheduler handler :data:`HANDLER`, which
+:func:`~dask_quorum.pipeline.recorder.latencies` calls.
 
 Compute and transfer intervals come from the ``startstops`` the worker sends
 with the result; the worker already shifts them to the scheduler's clock, so
@@ -30,8 +19,14 @@ hands the task to a worker. A task stolen from one worker by another stays
 
 The rows live on the scheduler in a ring buffer of fixed capacity (config
 ``quorum.recorder.capacity``); every row gets the next number of an
-ever-increasing sequence, which serves as a cursor: :func:`latencies` with
-``since=cursor`` returns only rows recorded after that cursor.
+ever-increasing sequence, which serves as a cursor:
+:func:`~dask_quorum.pipeline.recorder.latencies` with ``since=cursor``
+returns only rows recorded after that cursor.
+
+The recorder also keeps the cluster's membership changes: workers the
+scheduler adds and removes, and those a fit drops or takes in (event
+topic :data:`MEMBERSHIP_TOPIC`), and rows of work done outside Dask tasks
+(event topic :data:`ROWS_TOPIC`).
 
 How a task declares its work units
 ----------------------------------
@@ -45,17 +40,12 @@ keyword; annotations come from the :func:`dask.annotate` context::
 The same works around ``client.map``, ``client.compute`` and the creation of
 ``dask.array`` / ``dask.dataframe`` collections.
 
-Examples
---------
->>> from dask_quorum.pipeline.recorder import attach, latencies
->>> attach(client)  # doctest: +SKIP
->>> ds = latencies(client)  # doctest: +SKIP
->>> ds["compute"].mean("sample")  # mean compute seconds per worker  # doctest: +SKIP
->>> newer = latencies(client, since=ds.attrs["cursor"])  # doctest: +SKIP
+To record from the first task on, load the recorder into the scheduler
+(:func:`dask_setup`)::
 
-To record from the first task on, load the module into the scheduler::
+    dask scheduler --preload dask_quorum.pipeline.recorder
 
-    dask scheduler --preload dask_quorum.pipeline.recorder.plugin
+(``--preload dask_quorum.pipeline.recorder.plugin`` works as well.)
 """
 
 from __future__ import annotations
@@ -64,7 +54,7 @@ import logging
 import math
 import sys
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
@@ -76,18 +66,10 @@ from distributed.metrics import time
 
 from dask_quorum import config
 
-if TYPE_CHECKING:
-    import xarray as xr
-    from distributed import Client, Scheduler
+from .rows import FIELDS, check_since
 
-__all__ = [
-    "FIELDS",
-    "LatencyRecorder",
-    "attach",
-    "dask_setup",
-    "latencies",
-    "rows_to_dataset",
-]
+if TYPE_CHECKING:
+    from distributed import Scheduler
 
 logger = logging.getLogger(__name__)
 
@@ -99,38 +81,15 @@ UNITS_ANNOTATION = "quorum_units"
 CAPACITY_KEY = "quorum.recorder.capacity"
 #: Event topic under which workers send rows of work done outside Dask tasks
 #: (``{"rows": [row, ...]}``, each row a sequence in the order of
-#: :data:`FIELDS`), e.g. the steps of ASAP's long-running loops.
+#: :data:`~dask_quorum.pipeline.recorder.FIELDS`), e.g. the steps of ASAP's
+#: long-running loops.
 ROWS_TOPIC = "quorum-latency-rows"
-
-#: Columns of a row, in the order of the tuples kept by the recorder.
-FIELDS = (
-    "worker",
-    "key",
-    "prefix",
-    "queue",
-    "compute",
-    "transfer",
-    "units",
-    "start",
-    "stop",
-    "erred",
-)
-_FLOAT_FIELDS = ("queue", "compute", "transfer", "units", "start", "stop")
-_STR_FIELDS = ("prefix", "key")
+#: Event topic under which fits log the workers they drop as lost or take in
+#: (``{"action": "lost" | "joined", "worker", "reason", "round", "session"}``;
+#: :func:`dask_quorum.pipeline.engine.membership.log_membership` sends them).
+MEMBERSHIP_TOPIC = "quorum-membership"
 
 _NAN = math.nan
-
-_VARIABLE_ATTRS: dict[str, dict[str, str]] = {
-    "queue": {"units": "s", "long_name": "from entering processing to compute start"},
-    "compute": {"units": "s", "long_name": "compute time"},
-    "transfer": {"units": "s", "long_name": "dependency transfer time"},
-    "units": {"units": "1", "long_name": "declared work units (quorum_units)"},
-    "start": {"units": "s since epoch", "long_name": "compute start (scheduler clock)"},
-    "stop": {"units": "s since epoch", "long_name": "compute stop (scheduler clock)"},
-    "erred": {"long_name": "task erred"},
-    "prefix": {"long_name": "task prefix"},
-    "key": {"long_name": "task key"},
-}
 
 
 def _check_capacity(capacity: Any) -> int:
@@ -144,17 +103,6 @@ def _check_capacity(capacity: Any) -> int:
             f"integer, got {capacity!r}"
         )
     return int(capacity)
-
-
-def _check_since(since: Any) -> int:
-    if since is None:
-        return 0
-    if isinstance(since, bool) or not isinstance(since, int | np.integer) or since < 0:
-        raise ValueError(
-            f"since must be None or a non-negative integer cursor "
-            f"(ds.attrs['cursor'] of an earlier result), got {since!r}"
-        )
-    return int(since)
 
 
 def _as_units(value: Any, key: Key) -> float:
@@ -176,17 +124,13 @@ def _as_units(value: Any, key: Key) -> float:
     return units
 
 
-# --------------------------------------------------------------------------
-# Scheduler side
-# --------------------------------------------------------------------------
-
-
 class LatencyRecorder(SchedulerPlugin):
     """Scheduler plugin keeping one latency row per finished task.
 
-    Attach it with :func:`attach` (idempotent) or load this module with
-    ``dask scheduler --preload dask_quorum.pipeline.recorder.plugin``; read the rows
-    with :func:`latencies`. See the module docstring for the columns.
+    Attach it with :func:`~dask_quorum.pipeline.recorder.attach` (idempotent)
+    or load it with ``dask scheduler --preload dask_quorum.pipeline.recorder``;
+    read the rows with :func:`~dask_quorum.pipeline.recorder.latencies`. See
+    :mod:`~dask_quorum.pipeline.recorder.rows` for the columns.
 
     Parameters
     ----------
@@ -333,13 +277,13 @@ class LatencyRecorder(SchedulerPlugin):
 
     def log_event(self, topic: str, msg: Any) -> None:
         # Workers the scheduler adds or removes (topic "all"), and workers a
-        # fit drops as lost or takes in (dask_quorum.pipeline.engine.membership).
+        # fit drops as lost or takes in (MEMBERSHIP_TOPIC).
         if not isinstance(msg, Mapping):
             return
         action = msg.get("action")
         if topic == "all" and action in ("add-worker", "remove-worker"):
             self.membership.append((time(), action, str(msg.get("worker", "")), ""))
-        elif topic == "quorum-membership":
+        elif topic == MEMBERSHIP_TOPIC:
             reason = f"{msg.get('reason', '')} (fit {msg.get('session', '')}, round {msg.get('round')})"
             self.membership.append((time(), str(action), str(msg.get("worker", "")), reason))
         elif topic == ROWS_TOPIC:
@@ -357,7 +301,8 @@ class LatencyRecorder(SchedulerPlugin):
         ----------
         rows : iterable of sequence
             Each ``(worker, key, prefix, queue, compute, transfer, units,
-            start, stop, erred)`` as in :data:`FIELDS`, times on the
+            start, stop, erred)`` as in
+            :data:`~dask_quorum.pipeline.recorder.FIELDS`, times on the
             scheduler's clock. A malformed row is skipped (logged at debug
             level): a worker must not be able to break the recorder.
         """
@@ -391,8 +336,9 @@ class LatencyRecorder(SchedulerPlugin):
         Returns
         -------
         dict
-            msgpack-friendly: ``"columns"`` maps each name of :data:`FIELDS`
-            to a list (str, float or bool); ``"first"`` is the sequence
+            msgpack-friendly: ``"columns"`` maps each name of
+            :data:`~dask_quorum.pipeline.recorder.FIELDS` to a list (str,
+            float or bool); ``"first"`` is the sequence
             number of the first row returned, ``"cursor"`` the one to pass as
             ``since`` next time, ``"dropped"`` the number of rows after
             ``since`` that the ring buffer already overwrote, and
@@ -404,7 +350,7 @@ class LatencyRecorder(SchedulerPlugin):
         ValueError
             On a ``since`` that is not None or a non-negative integer.
         """
-        since = _check_since(since)
+        since = check_since(since)
         oldest = self.cursor - len(self._rows)
         first = min(max(since, oldest), self.cursor)
         rows = list(islice(self._rows, first - oldest, None))
@@ -440,7 +386,7 @@ def _make_handler(scheduler: Scheduler) -> Callable[..., dict[str, Any]]:
 def dask_setup(scheduler: Scheduler) -> None:
     """Preload hook: attach a :class:`LatencyRecorder` to a starting scheduler.
 
-    Called by ``dask scheduler --preload dask_quorum.pipeline.recorder.plugin``
+    Called by ``dask scheduler --preload dask_quorum.pipeline.recorder``
     (or ``Scheduler(preload=[...])``) before the scheduler accepts tasks, so
     every task is recorded. The capacity comes from the scheduler process's
     ``quorum.recorder.capacity``. Does nothing if a recorder is attached
@@ -459,198 +405,3 @@ def dask_setup(scheduler: Scheduler) -> None:
     plugin._bind(scheduler)
     scheduler.add_plugin(plugin)
     logger.info("Latency recorder preloaded (capacity %d rows)", plugin.capacity)
-
-
-# --------------------------------------------------------------------------
-# Client side
-# --------------------------------------------------------------------------
-
-
-def _client(client: Client | None) -> Client:
-    if client is None:
-        from distributed import default_client
-
-        client = default_client()
-    return client
-
-
-def attach(client: Client | None = None) -> None | Awaitable[None]:
-    """Attach the latency recorder to the client's scheduler; idempotent.
-
-    Attaching again (or after ``--preload``) keeps the recorder in place,
-    with its rows.
-
-    Parameters
-    ----------
-    client : distributed.Client, optional
-        Synchronous or asynchronous client (then await the result). Default:
-        :func:`distributed.default_client`.
-
-    Notes
-    -----
-    The capacity is read from ``quorum.recorder.capacity`` in the calling
-    process when the recorder is created; it has no effect if a recorder is
-    already attached.
-    """
-    client = _client(client)
-    plugin = LatencyRecorder()
-    if client.asynchronous:
-        return _attach_async(client, plugin)
-    client.register_plugin(plugin)
-    return None
-
-
-async def _attach_async(client: Client, plugin: LatencyRecorder) -> None:
-    await client.register_plugin(plugin)
-
-
-def latencies(
-    client: Client | None = None, since: int | None = None
-) -> xr.Dataset | Awaitable[xr.Dataset]:
-    """Latency rows recorded on the scheduler, per worker.
-
-    Parameters
-    ----------
-    client : distributed.Client, optional
-        Synchronous or asynchronous client (then await the result). Default:
-        :func:`distributed.default_client`.
-    since : int, optional
-        ``attrs["cursor"]`` of an earlier result: return only rows recorded
-        after it. Default: every row the recorder still holds.
-
-    Returns
-    -------
-    xarray.Dataset
-        Dimensions ``("worker", "sample")``; coordinate ``worker``, the
-        addresses in sorted order (``""`` for tasks whose worker the
-        scheduler did not report, e.g. lost with their worker). A worker's
-        samples are ordered by compute start. Float variables ``queue``,
-        ``compute``, ``transfer``, ``units``, ``start``, ``stop`` (NaN
-        padding when a worker has fewer samples), bool ``erred`` (False
-        padding), object variables ``prefix`` and ``key`` (``""`` padding).
-        ``attrs``: ``cursor`` (pass as ``since`` next time), ``dropped``
-        (rows after ``since`` already overwritten by the ring buffer),
-        ``capacity``. Select variables with ``ds["compute"]``: the attribute
-        ``ds.compute`` is the Dataset's ``compute`` method.
-
-    Raises
-    ------
-    RuntimeError
-        If no recorder is attached to the scheduler; the message says how to
-        attach one.
-    ValueError
-        On a ``since`` that is not None or a non-negative integer.
-    """
-    since = _check_since(since)
-    client = _client(client)
-    if client.asynchronous:
-        return _latencies_async(client, since)
-    reply = client.sync(client.scheduler.quorum_latencies, since=since)
-    return _to_dataset(reply, client)
-
-
-async def _latencies_async(client: Client, since: int) -> xr.Dataset:
-    reply = await client.scheduler.quorum_latencies(since=since)
-    return _to_dataset(reply, client)
-
-
-def _to_dataset(
-    reply: Mapping[str, Any] | None, client: Client | None = None
-) -> xr.Dataset:
-    # An unknown handler gets ``None`` back (and a warning in the scheduler log).
-    if not reply or not reply.get("attached"):
-        where = f" at {client.scheduler.address}" if client is not None else ""
-        raise RuntimeError(
-            f"No latency recorder is attached to the scheduler{where}: call "
-            f"dask_quorum.pipeline.recorder.attach(client) first, or start the "
-            f"scheduler with `dask scheduler --preload dask_quorum.pipeline.recorder.plugin`"
-        )
-    attrs: dict[str, Any] = {key: int(reply[key]) for key in ("cursor", "dropped", "capacity")}
-    # [time, action, worker, reason]: "add-worker" / "remove-worker" seen by
-    # the scheduler, "lost" / "joined" decided by a fit.
-    attrs["membership"] = [tuple(event) for event in reply.get("membership", ())]
-    return rows_to_dataset(reply["columns"], attrs=attrs)
-
-
-def rows_to_dataset(
-    columns: Mapping[str, list], attrs: Mapping[str, Any] | None = None
-) -> xr.Dataset:
-    """Turn recorder columns into a ``("worker", "sample")`` Dataset.
-
-    Pure function behind :func:`latencies`.
-
-    Parameters
-    ----------
-    columns : mapping of str to list
-        One equally long list per name of :data:`FIELDS`.
-    attrs : mapping, optional
-        Attributes of the Dataset.
-
-    Returns
-    -------
-    xarray.Dataset
-        As described in :func:`latencies`.
-
-    Raises
-    ------
-    ValueError
-        If a column is missing or the columns differ in length.
-
-    Examples
-    --------
-    >>> ds = rows_to_dataset({
-    ...     "worker": ["b", "a", "b"], "key": ["x-1", "y-1", "x-2"],
-    ...     "prefix": ["x", "y", "x"], "queue": [0.0, 0.1, 0.2],
-    ...     "compute": [1.0, 2.0, 3.0], "transfer": [0.0, 0.0, 0.5],
-    ...     "units": [float("nan")] * 3, "start": [20.0, 5.0, 10.0],
-    ...     "stop": [21.0, 7.0, 13.0], "erred": [False, False, True]})
-    >>> dict(ds.sizes)
-    {'worker': 2, 'sample': 2}
-    >>> ds["compute"].values.tolist()
-    [[2.0, nan], [3.0, 1.0]]
-    >>> ds.key.values.tolist()
-    [['y-1', ''], ['x-2', 'x-1']]
-    """
-    import xarray as xr
-
-    missing = [name for name in FIELDS if name not in columns]
-    if missing:
-        raise ValueError(f"columns {missing} are missing; expected {list(FIELDS)}")
-    lengths = {name: len(columns[name]) for name in FIELDS}
-    if len(set(lengths.values())) > 1:
-        raise ValueError(f"columns differ in length: {lengths}")
-
-    workers = sorted(set(columns["worker"]))
-    index = {worker: i for i, worker in enumerate(workers)}
-    n_rows = lengths["worker"]
-    row_worker = np.fromiter(
-        (index[w] for w in columns["worker"]), dtype=np.intp, count=n_rows
-    )
-    start = np.asarray(columns["start"], dtype=float)
-    # By worker, then compute start (NaN, i.e. no compute interval, last).
-    order = np.lexsort((start, row_worker))
-    counts = np.bincount(row_worker, minlength=len(workers))
-    n_samples = int(counts.max()) if n_rows else 0
-    offsets = np.cumsum(counts) - counts
-    rows = row_worker[order]
-    samples = np.arange(n_rows) - offsets[rows]
-    shape = (len(workers), n_samples)
-    dims = ("worker", "sample")
-
-    data: dict[str, tuple] = {}
-    for name in _FLOAT_FIELDS:
-        out = np.full(shape, np.nan)
-        out[rows, samples] = np.asarray(columns[name], dtype=float)[order]
-        data[name] = (dims, out, _VARIABLE_ATTRS[name])
-    erred = np.zeros(shape, dtype=bool)
-    erred[rows, samples] = np.asarray(columns["erred"], dtype=bool)[order]
-    data["erred"] = (dims, erred, _VARIABLE_ATTRS["erred"])
-    for name in _STR_FIELDS:
-        out = np.full(shape, "", dtype=object)
-        values = np.empty(n_rows, dtype=object)
-        values[:] = columns[name]
-        out[rows, samples] = values[order]
-        data[name] = (dims, out, _VARIABLE_ATTRS[name])
-
-    coords = {"worker": np.array(workers, dtype=str)}
-    return xr.Dataset(data, coords=coords, attrs=dict(attrs or {}))

@@ -5,13 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.optimize
+from dask_quorum.estimators._losses import GLMPartial, PenalisedMean
+from dask_quorum.pipeline.asap import (
+    GLMSpec,
+    TrackingBuilder,
+    curvature_bound,
+    curvature_sample,
+    make_graph,
+)
+from dask_quorum.pipeline.engine import row_partitions
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 from sklearn.preprocessing import StandardScaler
-
-from dask_quorum.estimators._losses import GLMPartial, PenalisedMean
-from dask_quorum.pipeline.asap import make_graph
-from dask_quorum.pipeline.asap import GLMSpec, TrackingBuilder, curvature_bound, curvature_sample
-from dask_quorum.pipeline.engine import row_partitions
 
 
 def _problem(name):

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from dask_quorum.pipeline.asap import GRAPH_KINDS, default_degree, make_graph, spectral_gap
+from dask_quorum.pipeline.asap import (
+    GRAPH_KINDS,
+    default_degree,
+    make_graph,
+    spectral_gap,
+)
 
 
 @pytest.mark.parametrize("kind", GRAPH_KINDS)

@@ -12,14 +12,12 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import scipy.sparse.linalg
-from distributed import Future, wait
-
 from dask_quorum.estimators import PageRank
-from dask_quorum.pipeline.asap import AsapError
-from dask_quorum.pipeline.pagerank import DaskGraph, LocalGraph
-from dask_quorum.pipeline.inject import Slowdown, inject_stragglers, remove_stragglers
-from dask_quorum.pipeline.asap import BlockRankBuilder, honest_residuals
+from dask_quorum.pipeline.asap import AsapError, BlockRankBuilder, honest_residuals
 from dask_quorum.pipeline.cluster import scheduler_workers
+from dask_quorum.pipeline.inject import Slowdown, inject_stragglers, remove_stragglers
+from dask_quorum.pipeline.pagerank import DaskGraph, LocalGraph
+from distributed import Future, wait
 
 BUNDLED = (nx.karate_club_graph, nx.les_miserables_graph, nx.florentine_families_graph, nx.davis_southern_women_graph)
 #: tol giving scores within 2 d / (1 - d) * TOL = 1e-8 of the exact vector (normalisation included).

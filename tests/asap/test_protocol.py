@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from averaging import AveragingProgram
+from dask_quorum.estimators._losses import GLMPartial, PenalisedMean
+from dask_quorum.pipeline.asap import (
+    GLMSpec,
+    NotifyAck,
+    ProtocolError,
+    TrackingBuilder,
+    curvature_sample,
+    make_graph,
+)
+from dask_quorum.pipeline.engine import row_partitions
 from sklearn.datasets import load_breast_cancer
 from sklearn.preprocessing import StandardScaler
-
-from dask_quorum.estimators._losses import GLMPartial, PenalisedMean
-from dask_quorum.pipeline.asap import make_graph
-from averaging import AveragingProgram
-from dask_quorum.pipeline.asap import GLMSpec, TrackingBuilder, curvature_sample
-from dask_quorum.pipeline.asap import NotifyAck, ProtocolError
-from dask_quorum.pipeline.engine import row_partitions
 
 
 def simulate(programs, graph, rounds, *, staleness=0, seed=0, slow=(), slow_weight=0.1):

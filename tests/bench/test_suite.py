@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dask_quorum.pipeline.cluster import scheduler_workers
+from dask_quorum.pipeline.inject import injection_log
 from distributed import Client, LocalCluster
 
 from dask_quorum.bench import cli as bench_cli
@@ -24,11 +26,14 @@ from dask_quorum.bench import contenders as C
 from dask_quorum.bench.oracle import oracle_seconds, round_seconds
 from dask_quorum.bench.report import DOCS_END, DOCS_START
 from dask_quorum.bench.scenarios import Scenario
-from dask_quorum.bench.suite import OverheadRow, ScenarioResult, SuiteConfig, SuiteResult
+from dask_quorum.bench.suite import (
+    OverheadRow,
+    ScenarioResult,
+    SuiteConfig,
+    SuiteResult,
+)
 from dask_quorum.bench.targets import evaluate_targets
 from dask_quorum.bench.workloads import load_workload
-from dask_quorum.pipeline.inject import injection_log
-from dask_quorum.pipeline.cluster import scheduler_workers
 
 REPO = Path(__file__).resolve().parents[2]
 

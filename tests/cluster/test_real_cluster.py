@@ -15,16 +15,20 @@ import warnings
 
 import numpy as np
 import pytest
+from dask_quorum.pipeline.cluster import (
+    SCHEDULER_PRELOAD,
+    SubprocessCluster,
+    TLSFiles,
+    scheduler_workers,
+)
+from dask_quorum.pipeline.engine import ROUND_PREFIX
+from dask_quorum.pipeline.recorder import latencies
 from distributed import Client
 from distributed.security import Security
 from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.preprocessing import StandardScaler
 
 from dask_quorum import LinearRegression, LogisticRegression
-from dask_quorum.pipeline.recorder import latencies
-from dask_quorum.pipeline.engine import ROUND_PREFIX
-from dask_quorum.pipeline.cluster import SCHEDULER_PRELOAD, SubprocessCluster, TLSFiles
-from dask_quorum.pipeline.cluster import scheduler_workers
 
 #: Longest a client without the right certificate may take to be refused.
 REFUSED_WITHIN = 20.0

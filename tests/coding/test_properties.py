@@ -1,6 +1,6 @@
 """Property tests of decoding: plain codes and the codes regrouped over changed workers.
 
-Complements the properties in ``test_codes.py`` (decode shapes, order,
+Complements the properties in ``test_code.py`` (decode shapes, order,
 monotone error): here every *sufficient* responder set of an exact code
 reproduces the sum of arbitrary partial results, also for the codes the
 engine builds when workers are lost or join (``coding/regroup.py``).
@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from dask_quorum.pipeline.coding import (
+    contiguous_groups,
+    expand,
+    group_index,
+    make_code,
+    regroup,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from dask_quorum.pipeline.coding import contiguous_groups, expand, group_index, make_code, regroup
 
 PROPERTIES = settings(max_examples=60, deadline=None, derandomize=True, database=None)
 

@@ -16,30 +16,31 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from dask_quorum.pipeline.cluster import SubprocessCluster, scheduler_workers
+from dask_quorum.pipeline.dashboard import (
+    ROUTE,
+    SOURCES,
+    FitBoard,
+    FitReporter,
+    StragglersPage,
+    board_of,
+    bokeh_server,
+    live_model,
+    menu_entry,
+    mount,
+    register,
+    worker_labels,
+)
+from dask_quorum.pipeline.dashboard.board import dask_setup as board_setup
+from dask_quorum.pipeline.engine import CodedSession
+from dask_quorum.pipeline.inject import Slowdown, inject_stragglers, remove_stragglers
+from dask_quorum.pipeline.recorder import LatencyRecorder, attach, latencies
 from distributed import Client, Scheduler, SpecCluster, Worker, wait
 from distributed.utils_test import async_poll_for, gen_cluster, inc
 from sklearn.datasets import load_breast_cancer
 from sklearn.preprocessing import StandardScaler
 
 from dask_quorum import LogisticRegression
-
-from dask_quorum.pipeline.dashboard import (
-    ROUTE,
-    SOURCES,
-    StragglersPage,
-    live_model,
-    register,
-    worker_labels,
-)
-from dask_quorum.pipeline.dashboard import bokeh_server, menu_entry, mount
-from dask_quorum.pipeline.dashboard import FitBoard, board_of
-from dask_quorum.pipeline.dashboard.board import dask_setup as board_setup
-from dask_quorum.pipeline.inject import Slowdown, inject_stragglers, remove_stragglers
-from dask_quorum.pipeline.recorder import LatencyRecorder, attach, latencies
-from dask_quorum.pipeline.dashboard import FitReporter
-from dask_quorum.pipeline.engine import CodedSession
-from dask_quorum.pipeline.cluster import SubprocessCluster
-from dask_quorum.pipeline.cluster import scheduler_workers
 
 SCRIPT = "<script>alert(1)</script>"
 IMG = "<img src=x onerror=window.__quorum_xss=1>"
@@ -388,7 +389,7 @@ def test_page_in_a_real_browser(live_fit, browser, artifacts):
     # nothing from a worker name or a fit label became markup or script ...
     assert state["injected"] == [] and state["xss"] is None
     with pytest.raises(NoAlertPresentException):
-        browser.switch_to.alert  # noqa: B018 - raises when no alert() ran
+        browser.switch_to.alert
     # ... yet they are on the page, as text
     assert LABEL in state["text"]  # status line and the fit menu
     assert SCRIPT in state["text"]  # the table's straggler column

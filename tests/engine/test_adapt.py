@@ -6,8 +6,8 @@ import itertools
 
 import numpy as np
 import pytest
-
 from dask_quorum.pipeline.engine import (
+    CodedSession,
     Forecast,
     OnlineAdapter,
     effective_units,
@@ -15,8 +15,12 @@ from dask_quorum.pipeline.engine import (
     loads_moved,
     smoothed_probs,
 )
-from dask_quorum.pipeline.inject import Slowdown, inject_stragglers, injection_log, remove_stragglers
-from dask_quorum.pipeline.engine import CodedSession
+from dask_quorum.pipeline.inject import (
+    Slowdown,
+    inject_stragglers,
+    injection_log,
+    remove_stragglers,
+)
 
 
 def scaled(params, part):
@@ -214,5 +218,5 @@ def test_estimators_fit_with_adaptive_schemes(client4, scheme):
     est = LogisticRegression(scheme=scheme, tol=1e-8, max_iter=500, random_state=0).fit(X, y)
     assert est.history_.attrs["scheme"] == scheme
     assert set(est.history_["scheme"].values) <= {"sync", "frc", "cyclic", "heterogeneous"}
-    f = lambda m: m.history_["loss"].values.min()  # noqa: E731
+    f = lambda m: m.history_["loss"].values.min()
     assert f(est) == pytest.approx(f(ref), rel=1e-4)

@@ -1,5 +1,6 @@
 """Faults on a real multi-process cluster: killed, hung and joining workers,
-losses beyond what the code tolerates, a lost client or scheduler.
+losses beyond what the code tolerates, a lost client or scheduler (the
+session, its membership checks and re-planning, end to end).
 
 The cluster is ``dask scheduler`` + ``dask worker --no-nanny`` processes
 (:class:`~dask_quorum.pipeline.cluster.SubprocessCluster`): a
@@ -19,24 +20,18 @@ import warnings
 import dask
 import numpy as np
 import pytest
-from distributed import Client, LocalCluster
+from dask_quorum.pipeline.cluster import SubprocessCluster, scheduler_workers
+from dask_quorum.pipeline.engine import (
+    ROUND_PREFIX,
+    CodedSession,
+    SchedulerLostError,
+    WorkersLostError,
+)
+from dask_quorum.pipeline.inject import Slowdown, inject_stragglers, remove_stragglers
+from dask_quorum.pipeline.recorder import latencies
 from sklearn.datasets import make_classification
 
 from dask_quorum import LogisticRegression
-from dask_quorum.pipeline.inject import Slowdown, inject_stragglers, remove_stragglers
-from dask_quorum.pipeline.engine import (
-    HangDetector,
-    SchedulerLostError,
-    SchedulerView,
-    WorkersLostError,
-    heartbeat_lag,
-)
-from dask_quorum.pipeline.engine import Placement
-from dask_quorum.pipeline.recorder import latencies
-from dask_quorum.pipeline.engine import ROUND_PREFIX
-from dask_quorum.pipeline.engine import CodedSession
-from dask_quorum.pipeline.cluster import SubprocessCluster
-from dask_quorum.pipeline.cluster import scheduler_workers
 
 #: Fault detection settings for the tests: quick, but far above the 0.5 s
 #: heartbeat interval of a small cluster.
@@ -172,10 +167,17 @@ def test_a_hung_worker_is_a_straggler_then_lost_and_the_fit_reaches_the_clean_lo
             assert float(history["loss"][-1]) == pytest.approx(reference, rel=1e-3)
             member = history["member"].sel(worker=victim).values
             assert member[0] and not member[-1]
-            # while it hung but was still a member it was busy, not waited on
-            hung = history["busy"].sel(worker=victim).values & member
-            assert hung.sum() >= FAST_FAULTS["quorum.faults.missed-rounds"]
-            assert victim not in set(history["waited_on"].values[np.flatnonzero(hung)])
+            # While it hung but was still a member, the rounds went on without it:
+            # its last member rounds all found it busy, none got an answer from it
+            # or waited on it. (Before the hang it may be busy at the start of a
+            # round, 0.13 s into its task, and still answer that round last.)
+            busy = history["busy"].sel(worker=victim).values
+            answered = history["responded"].sel(worker=victim).values
+            rounds = np.flatnonzero(member)
+            silent = busy[rounds] & ~answered[rounds]
+            tail = rounds[len(silent) - np.argmin(silent[::-1]) if not silent.all() else 0:]
+            assert len(tail) >= FAST_FAULTS["quorum.faults.missed-rounds"]
+            assert victim not in set(history["waited_on"].values[tail])
             assert any(a == "lost" and w == victim for _, a, w, _ in latencies(client).attrs["membership"])
         finally:
             cluster.signal(name, signal.SIGCONT)
@@ -317,60 +319,10 @@ def test_a_scheduler_with_another_id_is_a_restarted_scheduler(client4):
             s.round(operator.mul, 1.0)
 
 
-def _view(last_seen: dict[str, float]) -> SchedulerView:
-    return SchedulerView(id="s", address="tcp://s", workers={w: {"last_seen": t} for w, t in last_seen.items()})
-
-
-def test_hang_detector_needs_missed_rounds_silence_and_an_answered_round():
-    detector = HangDetector(missed_rounds=3, heartbeat_timeout=10.0)
-    members = ["a", "b", "c"]
-    for _ in range(2):
-        detector.observe(members, busy=["b", "c"])
-    assert detector.suspects() == []  # two rounds are not three
-    detector.observe(members, busy=["b", "c"])
-    assert detector.suspects() == ["b", "c"]
-    view = _view({"a": 100.0, "b": 99.5, "c": 80.0})
-    # b heartbeats (a busy straggler), c has been silent for 20 s
-    assert detector.hung(view) == {"c": 20.0}
-    # c never answered a round: it may be loading modules, not hung
-    assert detector.hung(view, eligible=["a", "b"]) == {}
-    detector.observe(members, busy=["b"])  # c answered: no longer a suspect
-    assert detector.hung(view) == {}
-    # alone in the cluster: silence is measured on the driver's clock
-    alone = HangDetector(missed_rounds=1, heartbeat_timeout=0.05)
-    alone.observe(["x"], busy=["x"])
-    assert alone.hung(_view({"x": 5.0})) == {}
-    time.sleep(0.1)
-    assert set(alone.hung(_view({"x": 5.0}))) == {"x"}
-    assert heartbeat_lag("x", _view({"x": 5.0})) is None
-
-
-def test_placement_keeps_replicas_by_worker_when_the_workers_change(client4):
-    workers = _sorted_workers(client4)
-    B = np.kron(np.eye(2), np.ones((2, 2)))  # frc: workers 0, 1 hold {0, 1}; 2, 3 hold {2, 3}
-    placement = Placement(client4, workers, B, _parts(4), timeout=30)
-    try:
-        before = {(workers[i], j): f for (i, j), f in placement.replicas.items()}
-        # the same assignment with the rows in another order moves nothing
-        order = [3, 2, 1, 0]
-        assert placement.update(B[order], [workers[i] for i in order]) == 0
-        after = {(placement.workers[i], j): f for (i, j), f in placement.replicas.items()}
-        assert after.keys() == before.keys() and all(after[k] is before[k] for k in after)
-        # without the last worker: only what it held elsewhere is placed
-        kept = [workers[0], workers[1], workers[2]]
-        B3 = np.array([[1, 1, 0, 0], [1, 1, 1, 0], [0, 0, 1, 1.0]])
-        moved = placement.update(B3, kept)
-        assert moved == 1  # partition 2 onto workers[1]; workers[2] keeps 2 and 3
-        assert placement.holdings(kept).tolist() == (B3 != 0).tolist()
-        assert placement.broken() == []
-    finally:
-        placement.release()
-
-
 def test_an_adaptive_fit_keeps_adapting_after_losing_a_worker(client4):
     from dask_quorum.pipeline.engine import OnlineAdapter, initial_code
 
-    factory = lambda n: initial_code("heterogeneous", n, 2, 0)  # noqa: E731
+    factory = lambda n: initial_code("heterogeneous", n, 2, 0)
     with CodedSession(client4, scheme="heterogeneous", redundancy=2, random_state=0, code_factory=factory) as s:
         s.place(_parts(s.n_partitions))
         adapter = OnlineAdapter(s, scheme="heterogeneous", redundancy=2, random_state=0, every=4, window=20)
@@ -386,76 +338,3 @@ def test_an_adaptive_fit_keeps_adapting_after_losing_a_worker(client4):
             adapter.after_round(t)
         assert list(adapter.model.workers) == s.workers and dropped not in s.workers
         assert s.code.n_workers == 3 and (_replicas_per_partition(s) == 2).all()
-
-
-# --------------------------------------------------------------------------- soak
-
-
-def _worker_state(client) -> dict[str, tuple[int, int]]:
-    def count(dask_worker):
-        return len(dask_worker.data), len(dask_worker.state.tasks)
-
-    return client.run(count)
-
-
-def _recorder_sizes(client) -> tuple[int, int, int, int]:
-    def sizes(dask_scheduler):
-        plugin = dask_scheduler.plugins["quorum-latency-recorder"]
-        return len(plugin), plugin.capacity, len(plugin._entered), len(plugin.membership)
-
-    return client.run_on_scheduler(sizes)
-
-
-@pytest.fixture
-def client2():
-    """Two in-process workers: the cheapest rounds (about 5 ms of scheduling per worker)."""
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
-        with Client(cluster, set_as_default=False) as client:
-            yield client
-
-
-def test_soak_2000_rounds_with_stragglers_returns_to_baseline(client2):
-    """Tiny rounds with injected stragglers: nothing accumulates on the cluster or the client."""
-    from dask_quorum.pipeline.recorder import LatencyRecorder
-
-    client = client2
-    client.register_plugin(LatencyRecorder(capacity=1000))
-    workers = _sorted_workers(client)
-    n_tasks = lambda: client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))  # noqa: E731
-    baseline = (n_tasks(), _worker_state(client), len(client.futures))
-    inject_stragglers(
-        client,
-        {
-            workers[0]: Slowdown(delay=0.02, p_slow_slow=0.6, p_slow_fast=0.1),
-            workers[1]: Slowdown(delay=0.05, p_slow_slow=0.3, p_slow_fast=0.05),
-        },
-        seed=1,
-    )
-    try:
-        with CodedSession(client, scheme="cyclic", redundancy=2, random_state=0) as s:
-            parts = _parts(s.n_partitions, d=3)
-            s.place(parts)
-            want = np.sum(parts, axis=0)
-            peak = 0
-            for t in range(2000):
-                total = s.round(operator.mul, 1.0)
-                if t % 250 == 0:
-                    np.testing.assert_allclose(total, want, rtol=1e-9)
-                    peak = max(peak, n_tasks())
-                    rows, capacity, processing, _ = _recorder_sizes(client)
-                    assert rows <= capacity == 1000 and processing <= len(workers)
-            # replicas + one round task per worker + results fetched or in flight
-            assert peak <= int(np.count_nonzero(s.placed_code.B)) + 3 * len(workers)
-            assert all(r.stop == "exact" for r in s.records)
-            assert sum(bool(r.busy) for r in s.records) > 50  # the stragglers did straggle
-            assert not s.events  # and were never taken for lost workers
-    finally:
-        remove_stragglers(client)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if (n_tasks(), _worker_state(client), len(client.futures)) == baseline:
-            break
-        time.sleep(0.1)
-    assert (n_tasks(), _worker_state(client), len(client.futures)) == baseline
-    rows, capacity, processing, membership = _recorder_sizes(client)
-    assert rows == capacity == 1000 and processing == 0 and membership <= 1000

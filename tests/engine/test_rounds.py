@@ -1,17 +1,20 @@
-"""The engine on a real cluster: placement, coded rounds, stragglers, leaks."""
+"""Tests of dask_quorum.pipeline.engine.rounds on a real cluster: rounds, stragglers, leaks.
+
+The rounds run through a CodedSession (which builds the RoundRunner).
+"""
 
 from __future__ import annotations
 
+import operator
+import time
 
+import dask
 import numpy as np
 import pytest
-import dask
-
-from dask_quorum.pipeline.coding import make_code
-from dask_quorum.pipeline.inject import Slowdown, inject_stragglers, remove_stragglers
-from dask_quorum.pipeline.engine import ROUND_PREFIX, RoundTimeoutError
-from dask_quorum.pipeline.engine import CodedSession
 from dask_quorum.pipeline.cluster import scheduler_workers
+from dask_quorum.pipeline.engine import ROUND_PREFIX, CodedSession, RoundTimeoutError
+from dask_quorum.pipeline.inject import Slowdown, inject_stragglers, remove_stragglers
+from distributed import Client, LocalCluster
 
 
 def scaled(params, part):
@@ -26,6 +29,10 @@ def failing(params, part):
 def _parts(k, d=5, seed=0):
     rng = np.random.default_rng(seed)
     return [rng.normal(size=d) for _ in range(k)]
+
+
+def _sorted_workers(client) -> list[str]:
+    return sorted(scheduler_workers(client))
 
 
 @pytest.mark.parametrize("scheme", ["sync", "frc", "cyclic"])
@@ -60,21 +67,6 @@ def test_approximate_schemes_stop_at_the_quorum(client4, scheme):
         assert len(rec.responders) <= s.code.min_responders
         assert rec.stop in {"quorum", "exact"}
         assert rec.decode_error == pytest.approx(s.code.error(list(rec.responders)))
-
-
-def test_each_replica_has_its_own_key_and_survives_the_amm(client4):
-    with CodedSession(client4, scheme="cyclic", redundancy=2, random_state=0) as s:
-        s.place(_parts(s.n_partitions))
-        keys = [f.key for f in s._placement.replicas.values()]
-        assert len(set(keys)) == int(np.count_nonzero(s.code.B))
-
-        def run_amm_and_locate(dask_scheduler, keys=keys):
-            dask_scheduler.extensions["amm"].run_once()
-            return {k: sorted(ws.address for ws in dask_scheduler.tasks[k].who_has) for k in keys}
-
-        located = client4.run_on_scheduler(run_amm_and_locate)
-        expected = {f.key: [s.workers[i]] for (i, _), f in s._placement.replicas.items()}
-        assert located == expected
 
 
 def test_a_straggler_does_not_stall_later_rounds(client4):
@@ -133,25 +125,6 @@ def test_a_failing_task_raises_its_error(client4):
             s.round(failing, 1.0)
 
 
-def test_reencode_moves_only_the_replicas_that_change(client4):
-    with CodedSession(client4, scheme="cyclic", redundancy=2, random_state=0) as s:
-        parts = _parts(s.n_partitions)
-        s.place(parts)
-        s.round(scaled, 1.0)
-        kept = dict(s._placement.replicas)
-        frc = make_code("frc", 4, redundancy=2)
-        moved = s.reencode(frc)
-        new_pairs = {(i, int(j)) for i in range(4) for j in np.flatnonzero(frc.B[i])}
-        assert set(s._placement.replicas) == new_pairs
-        assert moved == len(new_pairs - set(kept))
-        for pair in new_pairs & set(kept):
-            assert s._placement.replicas[pair] is kept[pair]
-        np.testing.assert_allclose(s.round(scaled, 2.0), 2.0 * np.sum(parts, axis=0), rtol=1e-9)
-        assert s.records[-1].stop == "exact"
-        with pytest.raises(ValueError, match="workers"):
-            s.reencode(make_code("sync", 3))
-
-
 def test_round_tasks_declare_their_units_to_the_recorder(client4):
     from dask_quorum.pipeline.recorder import attach, latencies
 
@@ -175,17 +148,74 @@ def test_round_tasks_declare_their_units_to_the_recorder(client4):
     assert got == {w: expected[w] for w in got}
 
 
-def test_session_needs_enter_and_place(client4):
-    s = CodedSession(client4, scheme="sync", redundancy=1)
-    with pytest.raises(RuntimeError, match="enter"):
-        s.place([])
-    with s:
-        with pytest.raises(RuntimeError, match="place"):
-            s.round(scaled, 1.0)
-        with pytest.raises(ValueError, match="partitions"):
-            s.place(_parts(s.n_partitions + 1))
+# --------------------------------------------------------------------------- soak
 
 
-def test_make_code_is_what_the_session_uses(client4):
-    with CodedSession(client4, scheme="cyclic", redundancy=2, random_state=3) as s:
-        np.testing.assert_array_equal(s.code.B, make_code("cyclic", 4, redundancy=2, random_state=3).B)
+def _worker_state(client) -> dict[str, tuple[int, int]]:
+    def count(dask_worker):
+        return len(dask_worker.data), len(dask_worker.state.tasks)
+
+    return client.run(count)
+
+
+def _recorder_sizes(client) -> tuple[int, int, int, int]:
+    def sizes(dask_scheduler):
+        plugin = dask_scheduler.plugins["quorum-latency-recorder"]
+        return len(plugin), plugin.capacity, len(plugin._entered), len(plugin.membership)
+
+    return client.run_on_scheduler(sizes)
+
+
+@pytest.fixture
+def client2():
+    """Two in-process workers: the cheapest rounds (about 5 ms of scheduling per worker)."""
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
+        with Client(cluster, set_as_default=False) as client:
+            yield client
+
+
+def test_soak_2000_rounds_with_stragglers_returns_to_baseline(client2):
+    """Tiny rounds with injected stragglers: nothing accumulates on the cluster or the client."""
+    from dask_quorum.pipeline.recorder import LatencyRecorder
+
+    client = client2
+    client.register_plugin(LatencyRecorder(capacity=1000))
+    workers = _sorted_workers(client)
+    n_tasks = lambda: client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+    baseline = (n_tasks(), _worker_state(client), len(client.futures))
+    inject_stragglers(
+        client,
+        {
+            workers[0]: Slowdown(delay=0.02, p_slow_slow=0.6, p_slow_fast=0.1),
+            workers[1]: Slowdown(delay=0.05, p_slow_slow=0.3, p_slow_fast=0.05),
+        },
+        seed=1,
+    )
+    try:
+        with CodedSession(client, scheme="cyclic", redundancy=2, random_state=0) as s:
+            parts = _parts(s.n_partitions, d=3)
+            s.place(parts)
+            want = np.sum(parts, axis=0)
+            peak = 0
+            for t in range(2000):
+                total = s.round(operator.mul, 1.0)
+                if t % 250 == 0:
+                    np.testing.assert_allclose(total, want, rtol=1e-9)
+                    peak = max(peak, n_tasks())
+                    rows, capacity, processing, _ = _recorder_sizes(client)
+                    assert rows <= capacity == 1000 and processing <= len(workers)
+            # replicas + one round task per worker + results fetched or in flight
+            assert peak <= int(np.count_nonzero(s.placed_code.B)) + 3 * len(workers)
+            assert all(r.stop == "exact" for r in s.records)
+            assert sum(bool(r.busy) for r in s.records) > 50  # the stragglers did straggle
+            assert not s.events  # and were never taken for lost workers
+    finally:
+        remove_stragglers(client)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if (n_tasks(), _worker_state(client), len(client.futures)) == baseline:
+            break
+        time.sleep(0.1)
+    assert (n_tasks(), _worker_state(client), len(client.futures)) == baseline
+    rows, capacity, processing, membership = _recorder_sizes(client)
+    assert rows == capacity == 1000 and processing == 0 and membership <= 1000

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dask.array as da
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-import dask.array as da
 import xarray as xr
+from dask_quorum.pipeline.cluster import scheduler_workers
+from dask_quorum.pipeline.inject import Slowdown, inject_stragglers, remove_stragglers
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
@@ -15,8 +17,6 @@ from sklearn.linear_model import Ridge
 from sklearn.preprocessing import StandardScaler
 
 from dask_quorum import LinearRegression, LogisticRegression
-from dask_quorum.pipeline.inject import Slowdown, inject_stragglers, remove_stragglers
-from dask_quorum.pipeline.cluster import scheduler_workers
 
 EXACT = ["sync", "frc", "cyclic"]
 

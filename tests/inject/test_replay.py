@@ -8,10 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from distributed import wait
-from distributed.utils_test import gen_cluster
-
-from dask_quorum.pipeline.inject.plugin import (
+from dask_quorum.pipeline.inject import (
     InjectionRecord,
     Slowdown,
     StragglerInjector,
@@ -19,6 +16,8 @@ from dask_quorum.pipeline.inject.plugin import (
     inject_stragglers,
     injection_log,
 )
+from distributed import wait
+from distributed.utils_test import gen_cluster
 
 NAME = StragglerInjector.name
 TWO_WORKERS = [("127.0.0.1", 1)] * 2
@@ -198,7 +197,7 @@ HEADER = "trace,node,iteration,seconds\n"
         (
             "trace,node,seconds\ntoy,a,1.0\n",
             "toy",
-            r"missing column\(s\) \['iteration'\]",
+            r"lacks the column\(s\) \['iteration'\]",
         ),
         (HEADER + "toy,a,0,fast\n", "toy", "line 2: seconds must be a number, got 'f"),
         (HEADER + "toy,a,0,1\ntoy,b,0,-2.5\n", "toy", "line 3: seconds must be finite"),
@@ -208,7 +207,7 @@ HEADER = "trace,node,iteration,seconds\n"
         (
             HEADER + "toy,a,0,1\ntoy,b,0,1\nother,a,0,1\n",
             "nope",
-            "unknown trace 'nope'.*known traces: toy, other",
+            r"unknown trace 'nope'.*known traces: \['other', 'toy'\]",
         ),
         (HEADER, "toy", "trace 'toy' is empty: .* has no data rows"),
         (
@@ -272,10 +271,11 @@ def test_replay_constructor_validation(args, match):
 
 
 def test_replay_is_reexported():
-    import dask_quorum
     import dask_quorum.pipeline
     from dask_quorum.pipeline import inject
     from dask_quorum.pipeline.inject import replay
+
+    import dask_quorum
 
     assert replay.TraceReplay is inject.TraceReplay is TraceReplay
     assert dask_quorum.pipeline.TraceReplay is dask_quorum.TraceReplay is TraceReplay

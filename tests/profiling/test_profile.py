@@ -1,22 +1,16 @@
-"""Profiling a cluster: the probe workload, the fitted model, the profile file."""
+"""The cluster profile: its file (over the model's NetCDF form), its table, and plans made from it."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import xarray as xr
-
-from dask_quorum import Slowdown, inject_stragglers, latencies, remove_stragglers
 from dask_quorum.pipeline.profiling import (
-    PROBE_PREFIX,
     ClusterProfile,
     load_profile,
     plan_profile,
-    probe_work,
-    profile_cluster,
 )
 from dask_quorum.pipeline.stragglers import StragglerModel, fit_straggler_model
-from dask_quorum.pipeline.cluster import scheduler_workers
 
 
 def _fitted_model(seed: int = 0, n_rounds: int = 40) -> StragglerModel:
@@ -32,9 +26,6 @@ def _profile(seed: int = 0) -> ClusterProfile:
         model=_fitted_model(seed), task_units=250, unit_seconds=1.1e-4,
         scheduler="tcp://10.0.0.9:8786", created="2026-01-01T00:00:00+00:00",
     )
-
-
-# -- StragglerModel serialisation (additive in pipeline/stragglers.py) ---------
 
 
 def test_straggler_model_round_trips_through_netcdf(tmp_path):
@@ -65,9 +56,6 @@ def test_straggler_model_from_dataset_names_what_is_wrong():
         StragglerModel.from_dataset(ds.assign(p=ds["p"] + 2))
     with pytest.raises(ValueError, match="xarray.Dataset"):
         StragglerModel.from_dataset(ds["p"])
-
-
-# -- the profile file -----------------------------------------------------------
 
 
 def test_profile_round_trips_through_its_file(tmp_path):
@@ -139,63 +127,7 @@ def test_plan_profile_scales_round_times_with_the_partition_size():
         plan_profile(profile, partition_seconds=0)
     with pytest.raises(ValueError, match="ClusterProfile"):
         plan_profile(profile.model)
-
-
-def test_probe_work_times_its_own_passes():
-    assert probe_work(1, size=16) >= 0
-    # more passes, more time (a ratio in one run, not a speed assert)
-    assert probe_work(400) > probe_work(1)
-
-
-# -- on a real cluster ---------------------------------------------------------
-
-
-def test_profile_cluster_finds_the_injected_straggler(client4):
-    workers = sorted(scheduler_workers(client4))
-    slow = workers[2]
-    calls = []
-    inject_stragglers(client4, {slow: Slowdown(factor=4.0, delay=0.1)}, seed=1)
-    try:
-        profile = profile_cluster(
-            client4, rounds=6, task_seconds=0.005, progress=lambda d, t: calls.append((d, t))
-        )
-    finally:
-        remove_stragglers(client4)
-    assert calls == [(d, 6) for d in range(1, 7)]
-    assert profile.workers == tuple(workers)
-    assert profile.model.latencies.shape == (6, 4)
-    assert np.isfinite(profile.model.latencies).all()
-    assert profile.model.slow_workers() == [slow]
-    assert profile.scheduler == client4.scheduler.address
-    assert profile.task_units >= 1 and profile.unit_seconds > 0
-    # the probe tasks are recorded with their work units under their own prefix
-    ds = latencies(client4)
-    probe = ds["prefix"].to_numpy() == PROBE_PREFIX
-    assert probe.sum() == 6 * 4
-    assert (ds["units"].to_numpy()[probe] == profile.task_units).all()
-
-
-def test_profile_cluster_round_timeout_names_the_late_worker(client4):
-    workers = sorted(scheduler_workers(client4))
-    inject_stragglers(client4, {workers[0]: Slowdown(delay=5.0)}, seed=0)
-    try:
-        with pytest.raises(TimeoutError, match="still waiting on") as exc:
-            profile_cluster(client4, rounds=2, task_seconds=0.001, round_timeout=0.5)
-    finally:
-        remove_stragglers(client4)  # cuts the sleeping task short
-    assert workers[0] in str(exc.value)
-    assert not any(w in str(exc.value) for w in workers[1:])
-
-
-@pytest.mark.parametrize(
-    "kwargs, message",
-    [
-        ({"rounds": 1}, "rounds must be an integer >= 2"),
-        ({"rounds": 2.5}, "rounds"),
-        ({"task_seconds": 0}, "task_seconds"),
-        ({"round_timeout": -1}, "round_timeout"),
-    ],
-)
-def test_profile_cluster_rejects_bad_arguments(client4, kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        profile_cluster(client4, **kwargs)
+    with pytest.raises(TypeError, match="rows_per_partition"):
+        plan_profile(profile, rows_per_partition=3.0)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        plan_profile(profile, redundancy_=2)

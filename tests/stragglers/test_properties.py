@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from dask_quorum.pipeline.stragglers import fit_straggler_model
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from dask_quorum.pipeline.stragglers import fit_straggler_model
 
 PROPERTIES = settings(max_examples=60, deadline=None, derandomize=True, database=None)
 

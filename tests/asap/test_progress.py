@@ -1,4 +1,4 @@
-"""ASAP fits on the dashboard: live rounds with consensus errors, the final round, the page."""
+"""ASAP runs on the dashboard (``pipeline/asap/progress.py``): live rounds with consensus errors, the final round, the page."""
 
 from __future__ import annotations
 
@@ -7,22 +7,13 @@ import time
 import dask
 import numpy as np
 import pytest
-from sklearn.datasets import load_breast_cancer
-from sklearn.preprocessing import StandardScaler
+from averaging import AveragingBuilder
+from dask_quorum.pipeline.asap import make_graph, run_asap
+from dask_quorum.pipeline.cluster import scheduler_workers
+from dask_quorum.pipeline.inject import Slowdown, inject_stragglers, remove_stragglers
 
 import dask_quorum
 from dask_quorum import LogisticRegression
-from dask_quorum.pipeline.asap import make_graph
-from averaging import AveragingBuilder
-from dask_quorum.pipeline.asap import run_asap
-from dask_quorum.pipeline.inject import Slowdown, inject_stragglers, remove_stragglers
-from dask_quorum.pipeline.cluster import scheduler_workers
-
-
-@pytest.fixture(scope="module")
-def cancer():
-    X, y = load_breast_cancer(return_X_y=True)
-    return StandardScaler().fit_transform(X), y
 
 
 @pytest.fixture(scope="module")

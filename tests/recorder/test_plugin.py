@@ -1,4 +1,4 @@
-"""Tests of dask_quorum.pipeline.recorder.plugin (per-task latency recorder)."""
+"""Tests of dask_quorum.pipeline.recorder.plugin: what the LatencyRecorder records, bounded memory, preloading."""
 
 from __future__ import annotations
 
@@ -16,9 +16,7 @@ import numpy as np
 import pytest
 import yaml
 from dask.utils import key_split
-from distributed import Client, LocalCluster, SchedulerPlugin, wait
-from distributed.utils_test import gen_cluster, inc
-
+from dask_quorum.pipeline.cluster import scheduler_workers
 from dask_quorum.pipeline.recorder import (
     FIELDS,
     HANDLER,
@@ -26,9 +24,10 @@ from dask_quorum.pipeline.recorder import (
     attach,
     dask_setup,
     latencies,
-    rows_to_dataset,
 )
-from dask_quorum.pipeline.cluster import scheduler_workers
+from distributed import Client, SchedulerPlugin, wait
+from distributed.utils_test import gen_cluster, inc
+from recorded import recorded_keys, row
 
 NAME = LatencyRecorder.name
 TWO_WORKERS = [("127.0.0.1", 1)] * 2
@@ -46,21 +45,6 @@ class FinishedKeys(SchedulerPlugin):
     def transition(self, key, start, finish, *args, **kwargs):
         if start == "processing" and finish == "memory":
             self.keys.append(str(key))
-
-
-def row(ds, key: str) -> dict:
-    """The one sample of ``ds`` whose key is ``key``, as a dict with its worker."""
-    hits = np.argwhere(ds["key"].values == key)
-    assert len(hits) == 1, f"{key} recorded {len(hits)} times"
-    w, i = hits[0]
-    out = {name: ds[name].values[w, i] for name in FIELDS if name != "worker"}
-    out["worker"] = str(ds["worker"].values[w])
-    return out
-
-
-def recorded_keys(ds) -> list[str]:
-    keys = ds["key"].values.ravel()
-    return [k for k in keys if k != ""]
 
 
 def fail(x):
@@ -342,111 +326,8 @@ def test_collect_cursor_semantics():
 
 
 # --------------------------------------------------------------------------
-# The Dataset
+# The preload hook
 # --------------------------------------------------------------------------
-
-
-def test_rows_to_dataset_layout_and_padding():
-    nan = math.nan
-    columns = {
-        "worker": ["tcp://b:2", "tcp://a:1", "tcp://b:2", "tcp://b:2"],
-        "key": ["b-late", "a-only", "b-early", "b-nocompute"],
-        "prefix": ["b", "a", "b", "b"],
-        "queue": [0.1, 0.2, 0.3, nan],
-        "compute": [1.0, 2.0, 3.0, 0.0],
-        "transfer": [0.0, 0.5, 0.0, 0.0],
-        "units": [10.0, nan, 30.0, nan],
-        "start": [50.0, 5.0, 10.0, nan],
-        "stop": [51.0, 7.0, 13.0, nan],
-        "erred": [False, True, False, True],
-    }
-    ds = rows_to_dataset(columns, attrs={"cursor": 4})
-    assert ds["worker"].values.tolist() == ["tcp://a:1", "tcp://b:2"]
-    assert dict(ds.sizes) == {"worker": 2, "sample": 3}
-    assert ds.attrs == {"cursor": 4}
-    for name in ("queue", "compute", "transfer", "units", "start", "stop"):
-        assert ds[name].dims == ("worker", "sample") and ds[name].dtype == float
-    assert ds["erred"].dtype == bool
-    assert ds["key"].dtype == object and ds["prefix"].dtype == object
-    # b's samples by start time, the one without a compute interval last.
-    assert ds["key"].values.tolist() == [
-        ["a-only", "", ""],
-        ["b-early", "b-late", "b-nocompute"],
-    ]
-    assert ds["prefix"].values.tolist() == [["a", "", ""], ["b", "b", "b"]]
-    np.testing.assert_array_equal(
-        ds["compute"].values, [[2.0, nan, nan], [3.0, 1.0, 0.0]]
-    )
-    np.testing.assert_array_equal(ds["units"].values, [[nan] * 3, [30.0, 10.0, nan]])
-    assert ds["erred"].values.tolist() == [[True, False, False], [False, False, True]]
-
-
-def test_rows_to_dataset_empty_and_malformed():
-    ds = rows_to_dataset({name: [] for name in FIELDS})
-    assert dict(ds.sizes) == {"worker": 0, "sample": 0}
-    assert set(ds.data_vars) == set(FIELDS) - {"worker"}
-    with pytest.raises(ValueError, match="missing"):
-        rows_to_dataset({"worker": []})
-    with pytest.raises(ValueError, match="length"):
-        rows_to_dataset({name: [] for name in FIELDS} | {"key": ["x"]})
-
-
-@gen_cluster(client=True, nthreads=TWO_WORKERS)
-async def test_since_cursor_and_uneven_workers(c, s, a, b):
-    await attach(c)
-    old = c.submit(inc, 0, workers=[b.address], pure=False)
-    await wait(old)
-    first = await latencies(c)
-    assert recorded_keys(first) == [old.key] and first.attrs["cursor"] == 1
-
-    on_a = c.map(inc, range(3), workers=[a.address], pure=False)
-    on_b = c.submit(inc, 10, workers=[b.address], pure=False)
-    await wait([*on_a, on_b])
-    newer = await latencies(c, since=first.attrs["cursor"])
-    assert sorted(recorded_keys(newer)) == sorted([f.key for f in on_a] + [on_b.key])
-    assert newer.attrs["cursor"] == 5 and newer.attrs["dropped"] == 0
-    assert newer["worker"].values.tolist() == sorted([a.address, b.address])
-    assert dict(newer.sizes) == {"worker": 2, "sample": 3}
-    b_compute = newer["compute"].sel(worker=b.address).values
-    assert np.isfinite(b_compute[0]) and np.isnan(b_compute[1:]).all()
-    assert newer["key"].sel(worker=b.address).values.tolist() == [on_b.key, "", ""]
-
-    nothing = await latencies(c, since=newer.attrs["cursor"])
-    assert dict(nothing.sizes) == {"worker": 0, "sample": 0}
-    assert nothing.attrs["cursor"] == 5
-    with pytest.raises(ValueError, match="since"):
-        await latencies(c, since=-1)
-
-
-# --------------------------------------------------------------------------
-# Attaching
-# --------------------------------------------------------------------------
-
-
-@gen_cluster(client=True, nthreads=TWO_WORKERS)
-async def test_attach_twice_keeps_one_plugin_and_its_data(c, s, a, b):
-    await attach(c)
-    plugin = s.plugins[NAME]
-    await wait(c.submit(inc, 1, pure=False))
-    assert len(plugin) == 1
-
-    await attach(c)
-    assert s.plugins[NAME] is plugin
-    assert sum(isinstance(p, LatencyRecorder) for p in s.plugins.values()) == 1
-    await wait(c.submit(inc, 2, pure=False))
-    ds = await latencies(c)
-    assert len(recorded_keys(ds)) == 2 and ds.attrs["cursor"] == 2
-
-
-@gen_cluster(client=True, nthreads=TWO_WORKERS)
-async def test_latencies_without_recorder_raises(c, s, a, b):
-    with pytest.raises(RuntimeError, match=r"attach\(client\)"):
-        await latencies(c)
-    await attach(c)
-    assert isinstance(await latencies(c), object)
-    await c.unregister_scheduler_plugin(NAME)
-    with pytest.raises(RuntimeError, match="No latency recorder is attached"):
-        await latencies(c)
 
 
 @gen_cluster(client=True, nthreads=TWO_WORKERS)
@@ -460,25 +341,6 @@ async def test_dask_setup_on_running_scheduler(c, s, a, b):
     fut = c.submit(inc, 1, pure=False)
     await wait(fut)
     assert recorded_keys(await latencies(c)) == [fut.key]
-
-
-def test_sync_client_and_default_client():
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
-    ) as cluster, Client(cluster) as client:
-        with pytest.raises(RuntimeError, match="attach"):
-            latencies()  # the default client: the one just created
-        attach()
-        attach(client)
-        fut = client.submit(time.sleep, 0.05, pure=False)
-        wait(fut)
-        ds = latencies()
-        assert recorded_keys(ds) == [fut.key]
-        assert row(ds, fut.key)["compute"] >= 0.049
-        again = client.submit(inc, 1, pure=False)
-        wait(again)
-        newer = latencies(client, since=ds.attrs["cursor"])
-        assert recorded_keys(newer) == [again.key]
 
 
 # --------------------------------------------------------------------------
@@ -497,12 +359,13 @@ def _wait_for(predicate, timeout: float, what: str, procs=()) -> None:
         time.sleep(0.05)
 
 
-def test_preload_from_dask_scheduler_cli(tmp_path):
+@pytest.mark.parametrize("module", ["dask_quorum.pipeline.recorder", "dask_quorum.pipeline.recorder.plugin"])
+def test_preload_from_dask_scheduler_cli(tmp_path, module):
     scheduler_file = tmp_path / "scheduler.json"
     common = ["--no-dashboard", "--host", "127.0.0.1"]
     commands = {
         "scheduler": [
-            DASK, "scheduler", "--preload", "dask_quorum.pipeline.recorder.plugin",
+            DASK, "scheduler", "--preload", module,
             "--port", "0", "--scheduler-file", str(scheduler_file), *common,
         ],
         # Started at once: the worker waits for the scheduler file itself.

@@ -1,0 +1,56 @@
+"""The record of one coded round: :class:`RoundRecord`.
+
+:class:`~dask_quorum.pipeline.engine.RoundRunner` returns one per round,
+the session (:class:`~dask_quorum.pipeline.engine.CodedSession`) renumbers
+its workers and keeps it, and
+:func:`~dask_quorum.pipeline.engine.rounds_to_dataset` turns the records
+of a fit into its ``history_``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RoundRecord:
+    """What happened in one round.
+
+    Attributes
+    ----------
+    index : int
+        Round number, from 0.
+    wall_time : float
+        Seconds from the start of the round to the decoded result.
+    finished : float
+        ``time.perf_counter()`` when the round had its result; differences
+        include the driver's work between rounds.
+    responders : tuple of int
+        Workers whose results were used, in the order they arrived.
+    busy : tuple of int
+        Workers still computing an older round when this one started.
+    decode_error : float
+        Normalised decoding error of the responders (0 when exact).
+    last_responder : int
+        The worker whose answer made the set sufficient: the one waited on.
+    stop : str
+        Why the round stopped: ``"exact"``, ``"tolerance"``, ``"quorum"``
+        or ``"deadline"``.
+    scheme : str
+        The scheme of the code the round ran with.
+    members : tuple of int
+        The workers the round's code ran on, in code order (empty when not
+        recorded). A session numbers workers by first appearance, so after
+        a worker is lost or joins these are not ``0 .. n-1``.
+    """
+
+    index: int
+    wall_time: float
+    finished: float
+    responders: tuple[int, ...]
+    busy: tuple[int, ...]
+    decode_error: float
+    last_responder: int
+    stop: str
+    scheme: str = ""
+    members: tuple[int, ...] = ()
