@@ -9,9 +9,14 @@ from typing import Any
 import numpy as np
 from dask_quorum.pipeline import (
     SCHEMES,
+    check_dask_input,
     fit_asap,
     fit_by_rounds,
     get_client,
+    is_dask_input,
+    map_rows,
+    schema,
+    score_on_cluster,
     worker_addresses,
 )
 from distributed import Client
@@ -19,7 +24,12 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.extmath import safe_sparse_dot
-from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    check_random_state,
+    validate_data,
+)
 
 from dask_quorum import config
 
@@ -56,9 +66,12 @@ def check_asap_parameters(scheme: str, staleness: int, redundancy: int | None) -
 class QuorumLinearModel(BaseEstimator):
     """Base of the linear models fitted by coded rounds on a Dask cluster.
 
-    Subclasses define ``_loss_setup(y) -> (loss, n_outputs, y_encoded)`` and
-    ``_l2(n_samples)``, and turn the fitted matrix into ``coef_`` and
-    ``intercept_`` in ``_set_coef``.
+    Subclasses validate their input (:meth:`_validate_fit`), call
+    :meth:`_fit_rounds` and turn the fitted matrix into ``coef_`` and
+    ``intercept_``. Dask input (arrays, dataframes) goes to the engine's
+    data layer (:func:`~dask_quorum.pipeline.data.check_dask_input`) and
+    stays on the cluster; NumPy, pandas and SciPy input is validated by
+    scikit-learn and partitioned on the driver.
     """
 
     _parameter_constraints: dict = {
@@ -95,6 +108,10 @@ class QuorumLinearModel(BaseEstimator):
         return tags
 
     # -- fitting --------------------------------------------------------
+    def _client(self) -> Client:
+        """The client this estimator runs on (``client``, the default one, or an embedded cluster)."""
+        return get_client(self.client)
+
     def _resolve_code(self, client: Client) -> tuple[str, int]:
         """The scheme and redundancy this fit uses (``None`` -> ``quorum.*`` config)."""
         scheme = self.scheme if self.scheme is not None else config.get("scheme")
@@ -108,27 +125,63 @@ class QuorumLinearModel(BaseEstimator):
         n_workers = len(worker_addresses(client))
         return scheme, max(1, min(int(config.get("redundancy")), n_workers))
 
-    def _fit_rounds(self, X: Any, y: np.ndarray, loss: str, n_outputs: int, l2: float) -> np.ndarray:
+    def _validate_fit(self, X: Any, y: Any, sample_weight: Any, *, classifier: bool) -> tuple[Any, Any, Any]:
+        """``(X, y, sample_weight)`` checked as scikit-learn checks them.
+
+        For dask ``X``: ``(DaskRows, None, None)``, the rows still on the
+        cluster (the weights are part of the rows). Otherwise NumPy/CSR
+        ``X``, ``y`` and float64 weights (or None).
+        """
+        if is_dask_input(X):
+            rows = check_dask_input(
+                self._client(), self, X, y, sample_weight, classifier=classifier, y_numeric=not classifier
+            )
+            return rows, None, None
+        X, y = validate_data(
+            self, X, y, accept_sparse="csr", dtype=[np.float64, np.float32], y_numeric=not classifier
+        )
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+        return X, y, sample_weight
+
+    @staticmethod
+    def _weight_sum(X: Any, sample_weight: np.ndarray | None) -> float:
+        """What the summed loss is divided by: the rows, or the sum of their weights."""
+        if hasattr(X, "weight_sum"):
+            return float(X.weight_sum)
+        return float(X.shape[0]) if sample_weight is None else float(np.sum(sample_weight))
+
+    def _fit_rounds(
+        self,
+        X: Any,
+        y: np.ndarray | None,
+        loss: str,
+        n_outputs: int,
+        l2: float,
+        sample_weight: np.ndarray | None = None,
+    ) -> np.ndarray:
         random_state = check_random_state(self.random_state)
         client = get_client(self.client)
         partial = GLMPartial(loss, X.shape[1], n_outputs, bool(self.fit_intercept))
+        objective = PenalisedMean(partial, self._weight_sum(X, sample_weight), l2)
         scheme = self.scheme if self.scheme is not None else config.get("scheme")
         check_asap_parameters(scheme, self.staleness, self.redundancy)
         if scheme == "asap":
-            return self._fit_asap(client, X, y, partial, l2, random_state)
+            return self._fit_asap(client, X, y, partial, objective, l2, random_state, sample_weight)
         scheme, redundancy = self._resolve_code(client)
         fitted = fit_by_rounds(
             client,
             X,
             y,
             partial,
-            PenalisedMean(partial, X.shape[0], l2),
+            objective,
             np.zeros(partial.n_params),
             scheme=scheme,
             redundancy=redundancy,
             random_state=random_state,
             max_iter=self.max_iter,
             tol=self.tol,
+            sample_weight=sample_weight,
         )
         result = fitted.result
         if not result.converged:
@@ -144,7 +197,15 @@ class QuorumLinearModel(BaseEstimator):
         return partial.unpack(result.x)
 
     def _fit_asap(
-        self, client: Client, X: Any, y: np.ndarray, partial: GLMPartial, l2: float, random_state: Any
+        self,
+        client: Client,
+        X: Any,
+        y: np.ndarray | None,
+        partial: GLMPartial,
+        objective: PenalisedMean,
+        l2: float,
+        random_state: Any,
+        sample_weight: np.ndarray | None,
     ) -> np.ndarray:
         """ASAP mode: decentralised gradient tracking (:func:`~dask_quorum.pipeline.asap.fit_asap`)."""
         fitted = fit_asap(
@@ -152,13 +213,14 @@ class QuorumLinearModel(BaseEstimator):
             X,
             y,
             partial,
-            PenalisedMean(partial, X.shape[0], l2),
+            objective,
             np.zeros(partial.n_params),
             l2=l2,
             staleness=int(self.staleness),
             random_state=random_state,
             max_iter=self.max_iter,
             tol=self.tol,
+            sample_weight=sample_weight,
         )
         if not fitted.converged:
             warnings.warn(
@@ -177,3 +239,13 @@ class QuorumLinearModel(BaseEstimator):
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse="csr", reset=False)
         return safe_sparse_dot(X, self.coef_.T, dense_output=True) + self.intercept_
+
+    def _map_rows(self, X: Any, fn: Any, n_columns: int | None, dtype: Any) -> Any:
+        """``fn`` of the fitted model on every row block of dask ``X``: a lazy dask array."""
+        check_is_fitted(self)
+        validate_data(self, schema(X), reset=False, skip_check_array=True)
+        return map_rows(X, fn, n_columns=n_columns, dtype=dtype)
+
+    def _score_on_cluster(self, kind: str, X: Any, y: Any, sample_weight: Any) -> float:
+        """Accuracy or R^2 of :meth:`predict` on dask ``X``, reduced on the cluster."""
+        return score_on_cluster(self._client(), kind, self.predict(X), y, sample_weight)

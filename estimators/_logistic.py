@@ -2,17 +2,54 @@
 
 from __future__ import annotations
 
+from functools import partial
 from numbers import Real
 from typing import Any
 
 import numpy as np
+from dask_quorum.pipeline import is_dask_input, weigh_classes
 from scipy.special import expit, log_expit, log_softmax, softmax
 from sklearn.base import ClassifierMixin, _fit_context
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import validate_data
 
 from ._base import QuorumLinearModel
+
+
+def _scores(block: Any, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
+    """Decision values of rows: ``(rows,)`` for two classes, ``(rows, n_classes)`` for more."""
+    scores = np.asarray(block @ coef.T) + intercept
+    return scores[:, 0] if scores.shape[1] == 1 else scores
+
+
+def _proba(scores: np.ndarray) -> np.ndarray:
+    if scores.ndim == 1:
+        return np.column_stack([expit(-scores), expit(scores)])
+    return softmax(scores, axis=1)
+
+
+def _log_proba(scores: np.ndarray) -> np.ndarray:
+    if scores.ndim == 1:
+        return np.column_stack([log_expit(-scores), log_expit(scores)])
+    return log_softmax(scores, axis=1)
+
+
+def _labels(scores: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    index = (scores > 0).astype(int) if scores.ndim == 1 else scores.argmax(axis=1)
+    return classes[index]
+
+
+def _block(block: np.ndarray, coef: np.ndarray, intercept: np.ndarray, what: str, classes: np.ndarray) -> np.ndarray:
+    """One of decision/proba/log-proba/labels of one block of rows (run on the workers for dask input)."""
+    scores = _scores(block, coef, intercept)
+    if what == "decision":
+        return scores
+    if what == "proba":
+        return _proba(scores)
+    if what == "log_proba":
+        return _log_proba(scores)
+    return _labels(scores, classes)
 
 
 class LogisticRegression(ClassifierMixin, QuorumLinearModel):
@@ -21,10 +58,13 @@ class LogisticRegression(ClassifierMixin, QuorumLinearModel):
     Minimises the same objective as :class:`sklearn.linear_model.LogisticRegression`
     with ``penalty="l2"``::
 
-        mean_i loss(y_i, X_i @ coef + intercept) + ||coef||^2 / (2 * C * n_samples)
+        sum_i w_i loss(y_i, X_i @ coef + intercept) / sum_i w_i + ||coef||^2 / (2 * C * sum_i w_i)
 
     with the binary logistic loss for two classes and the multinomial
-    (softmax) loss for more. Every loss and gradient evaluation is one round
+    (softmax) loss for more; ``w_i`` is ``sample_weight`` times the weight
+    of the row's class (1 without either). Dask arrays and dataframes are
+    fitted where they live: validated by reductions on the cluster,
+    partitioned on the workers, never gathered on the client. Every loss and gradient evaluation is one round
     on the Dask cluster: rows are split into one partition per worker, the
     partitions are placed redundantly by the chosen gradient code, and each
     round goes on with the first sufficient set of workers. The driver runs
@@ -34,6 +74,11 @@ class LogisticRegression(ClassifierMixin, QuorumLinearModel):
     ----------
     C : float, default=1.0
         Inverse of the regularisation strength; must be positive.
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes, multiplied into the rows' weights:
+        ``{label: weight}``, or ``"balanced"`` for
+        ``n_samples / (n_classes * bincount(y))`` (with ``sample_weight``,
+        the weighted counts; for dask input counted on the cluster).
     fit_intercept : bool, default=True
         Fit an (unpenalised) intercept.
     max_iter : int, default=100
@@ -111,12 +156,14 @@ class LogisticRegression(ClassifierMixin, QuorumLinearModel):
     _parameter_constraints: dict = {
         **QuorumLinearModel._parameter_constraints,
         "C": [Interval(Real, 0, None, closed="neither")],
+        "class_weight": [dict, StrOptions({"balanced"}), None],
     }
 
     def __init__(
         self,
         C: float = 1.0,
         *,
+        class_weight: dict | str | None = None,
         fit_intercept: bool = True,
         max_iter: int = 100,
         tol: float = 1e-4,
@@ -137,81 +184,127 @@ class LogisticRegression(ClassifierMixin, QuorumLinearModel):
             client=client,
         )
         self.C = C
+        self.class_weight = class_weight
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X: Any, y: Any) -> LogisticRegression:
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LogisticRegression:
         """Fit the model.
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            NumPy, pandas, dask arrays (computed on the driver) or CSR.
-        y : array-like of shape (n_samples,)
+        X : {array-like, sparse matrix, dask array, dask dataframe} of shape (n_samples, n_features)
+            NumPy, pandas or CSR input is partitioned on the driver. A dask
+            array or dataframe (numeric columns) stays on the cluster: it is
+            validated there (NaN, infinity, shapes, the classes, by
+            reductions) and its row partitions are built on the workers.
+        y : array-like, dask array or dask series of shape (n_samples,)
             Class labels; at least two classes.
+        sample_weight : array-like or dask array of shape (n_samples,), default=None
+            Non-negative row weights; multiplied by ``class_weight``.
 
         Returns
         -------
         self : LogisticRegression
         """
-        X, y = validate_data(self, X, y, accept_sparse="csr", dtype=[np.float64, np.float32])
-        check_classification_targets(y)
-        self.classes_, y_index = np.unique(y, return_inverse=True)
+        X, y, sample_weight = self._validate_fit(X, y, sample_weight, classifier=True)
+        if y is None:  # dask input: the classes were computed on the cluster
+            check_classification_targets(X.classes)
+            self.classes_ = X.classes
+        else:
+            check_classification_targets(y)
+            self.classes_, y = np.unique(y, return_inverse=True)
         n_classes = len(self.classes_)
         if n_classes < 2:
             raise ValueError(
                 "LogisticRegression needs samples of at least 2 classes in the data, "
                 f"but the data contains only one class: {self.classes_[0]!r}"
             )
-        l2 = 1.0 / (self.C * X.shape[0])
+        if y is None:
+            X = weigh_classes(self._client(), X, self.class_weight)
+            X = X.encoded("binary" if n_classes == 2 else "multiclass")
+        elif self.class_weight is not None:
+            weights = compute_class_weight(
+                self.class_weight, classes=self.classes_, y=self.classes_[y], sample_weight=sample_weight
+            )
+            base = np.ones(X.shape[0]) if sample_weight is None else sample_weight
+            sample_weight = base * weights[y]
+        l2 = 1.0 / (self.C * self._weight_sum(X, sample_weight))
         if n_classes == 2:
-            coef, intercept = self._fit_rounds(X, y_index.astype(np.float64), "logistic", 1, l2)
+            y = None if y is None else y.astype(np.float64)
+            coef, intercept = self._fit_rounds(X, y, "logistic", 1, l2, sample_weight)
         else:
-            coef, intercept = self._fit_rounds(X, y_index.astype(np.intp), "multinomial", n_classes, l2)
+            y = None if y is None else y.astype(np.intp)
+            coef, intercept = self._fit_rounds(X, y, "multinomial", n_classes, l2, sample_weight)
         self.coef_ = np.ascontiguousarray(coef.T)
         self.intercept_ = np.array(intercept, dtype=np.float64)
         return self
 
-    def decision_function(self, X: Any) -> np.ndarray:
+    def _on_rows(self, X: Any, what: str, n_columns: int | None, dtype: Any) -> Any:
+        fn = partial(_block, coef=self.coef_, intercept=self.intercept_, what=what, classes=self.classes_)
+        return self._map_rows(X, fn, n_columns, dtype)
+
+    def _binary(self) -> bool:
+        return self.coef_.shape[0] == 1
+
+    def decision_function(self, X: Any) -> Any:
         """Confidence scores: the signed margin (binary) or one score per class.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, dask array, dask dataframe} of shape (n_samples, n_features)
 
         Returns
         -------
-        ndarray of shape (n_samples,) or (n_samples, n_classes)
+        ndarray or dask array of shape (n_samples,) or (n_samples, n_classes)
+            A lazy dask array with the row chunks of dask ``X``.
         """
+        if is_dask_input(X):
+            return self._on_rows(X, "decision", None if self._binary() else len(self.classes_), np.float64)
         scores = self._decision(X)
         return scores[:, 0] if scores.shape[1] == 1 else scores
 
-    def predict_proba(self, X: Any) -> np.ndarray:
+    def predict_proba(self, X: Any) -> Any:
         """Class probabilities, columns in the order of ``classes_``.
 
         Returns
         -------
-        ndarray of shape (n_samples, n_classes)
+        ndarray or dask array of shape (n_samples, n_classes)
+            A lazy dask array with the row chunks of dask ``X``.
         """
-        scores = self.decision_function(X)
-        if scores.ndim == 1:
-            return np.column_stack([expit(-scores), expit(scores)])
-        return softmax(scores, axis=1)
+        if is_dask_input(X):
+            return self._on_rows(X, "proba", len(self.classes_), np.float64)
+        return _proba(self.decision_function(X))
 
-    def predict_log_proba(self, X: Any) -> np.ndarray:
+    def predict_log_proba(self, X: Any) -> Any:
         """Logarithm of :meth:`predict_proba`, computed without underflow.
 
         Returns
         -------
-        ndarray of shape (n_samples, n_classes)
+        ndarray or dask array of shape (n_samples, n_classes)
         """
-        scores = self.decision_function(X)
-        if scores.ndim == 1:
-            return np.column_stack([log_expit(-scores), log_expit(scores)])
-        return log_softmax(scores, axis=1)
+        if is_dask_input(X):
+            return self._on_rows(X, "log_proba", len(self.classes_), np.float64)
+        return _log_proba(self.decision_function(X))
 
-    def predict(self, X: Any) -> np.ndarray:
+    def predict(self, X: Any) -> Any:
         """Most probable class of each sample.
 
         Returns
         -------
-        ndarray of shape (n_samples,)
+        ndarray or dask array of shape (n_samples,)
+            A lazy dask array with the row chunks of dask ``X``.
         """
-        scores = self.decision_function(X)
-        index = (scores > 0).astype(int) if scores.ndim == 1 else scores.argmax(axis=1)
-        return self.classes_[index]
+        if is_dask_input(X):
+            return self._on_rows(X, "labels", None, self.classes_.dtype)
+        return _labels(self.decision_function(X), self.classes_)
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Mean accuracy of :meth:`predict` (on dask ``X``: reduced on the cluster).
+
+        Returns
+        -------
+        float
+        """
+        if is_dask_input(X):
+            return self._score_on_cluster("accuracy", X, y, sample_weight)
+        return super().score(X, y, sample_weight)

@@ -2,7 +2,8 @@
 
 Each function returns one vector ``[sum of losses, gradient...]``: linear in
 the rows, so the sum over partitions, which a coded round decodes, is the
-full-data loss and gradient.
+full-data loss and gradient. With row weights the sums are weighted, and
+the driver divides by the sum of the weights (scikit-learn's objective).
 """
 
 from __future__ import annotations
@@ -51,8 +52,10 @@ class GLMPartial:
             return W[:-1], W[-1]
         return W, np.zeros(self.n_outputs)
 
-    def __call__(self, params: np.ndarray, part: tuple[Any, np.ndarray]) -> np.ndarray:
-        X, y = part
+    def __call__(self, params: np.ndarray, part: tuple[Any, ...]) -> np.ndarray:
+        """``[sum_i w_i loss_i, gradient...]`` over the rows of ``part = (X, y)`` or ``(X, y, w)``."""
+        X, y = part[0], part[1]
+        w = part[2] if len(part) > 2 else None
         coef, intercept = self.unpack(params)
         out = np.zeros(1 + self.n_params)
         if X.shape[0] == 0:
@@ -60,20 +63,25 @@ class GLMPartial:
         Z = np.asarray(X @ coef) + intercept
         if self.loss == "logistic":
             z = Z[:, 0]
-            loss = np.sum(np.logaddexp(0.0, z) - y * z)
+            losses = np.logaddexp(0.0, z) - y * z
             dZ = (expit(z) - y)[:, None]
         elif self.loss == "multinomial":
             lse = logsumexp(Z, axis=1)
             rows = np.arange(Z.shape[0])
-            loss = np.sum(lse - Z[rows, y])
+            losses = lse - Z[rows, y]
             dZ = np.exp(Z - lse[:, None])
             dZ[rows, y] -= 1.0
         elif self.loss == "squared":
             r = Z[:, 0] - y
-            loss = 0.5 * np.dot(r, r)
+            losses = 0.5 * r * r
             dZ = r[:, None]
         else:
             raise ValueError(f"unknown loss {self.loss!r}; expected one of {LOSSES}")
+        if w is None:
+            loss = np.sum(losses)
+        else:
+            loss = np.dot(w, losses)
+            dZ = dZ * w[:, None]
         grad = np.asarray(X.T @ dZ)
         if self.fit_intercept:
             grad = np.vstack([grad, dZ.sum(axis=0)])
@@ -89,13 +97,15 @@ class PenalisedMean:
     Parameters
     ----------
     partial : GLMPartial
-    n_samples : int
+    n_samples : float
+        What the summed loss is divided by: the number of rows, or the sum
+        of their weights when the partitions carry weights.
     l2 : float
         Penalty strength on the coefficients (never on the intercept).
     """
 
     partial: GLMPartial
-    n_samples: int
+    n_samples: float
     l2: float
 
     def __call__(self, params: np.ndarray, total: np.ndarray) -> tuple[float, np.ndarray]:

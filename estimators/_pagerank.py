@@ -11,6 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 from dask_quorum.pipeline import (
     DaskGraph,
+    EdgeListGraph,
     LocalGraph,
     PageRankFit,
     get_client,
@@ -63,9 +64,15 @@ class PageRank(BaseEstimator):
         matrix) to weights, missing ones weigh 0. ``None`` is uniform.
     weight : str or None, default="weight"
         For a networkx graph, the edge attribute holding the weights (edges
-        without it weigh 1), as in :func:`networkx.pagerank`. ``None``
-        gives every edge weight 1, for matrices too (any non-zero entry is
-        an edge of weight 1).
+        without it weigh 1), as in :func:`networkx.pagerank`; for a dask
+        dataframe edge list, the column holding them (an edge list without
+        that column weighs every edge 1). ``None`` gives every edge weight
+        1, for matrices too (any non-zero entry is an edge of weight 1).
+    n_vertices : int or None, default=None
+        For a dask dataframe edge list, the number of vertices: ids run
+        from 0 to ``n_vertices - 1``, and vertices in no edge are isolated
+        (dangling). ``None`` takes the largest id plus one. For the other
+        inputs, ``None`` or their number of vertices.
     tol : float, default=1e-10
         Stop when the L1 norm of the change one power-iteration step makes,
         ``||F(u) - u||_1``, is at most ``tol``; then the scores are within
@@ -125,10 +132,12 @@ class PageRank(BaseEstimator):
     -----
     The input is a SciPy sparse matrix or a NumPy array (``adjacency[i, j]``
     is the weight of the edge ``i -> j``), a networkx graph (undirected
-    edges go both ways), or a dask array, whose blocks are assembled on the
-    workers so that the adjacency never passes through the client. The
-    client holds a few vectors of ``n_vertices`` floats; the adjacency is
-    never densified.
+    edges go both ways), a dask array, or a dask dataframe edge list
+    (columns ``src``, ``dst`` and optionally ``weight``, e.g. from
+    :func:`dask.dataframe.read_parquet`). The blocks of a dask array or
+    an edge list are assembled on the workers so that the adjacency never
+    passes through the client. The client holds a few vectors of
+    ``n_vertices`` floats; the adjacency is never densified.
 
     Examples
     --------
@@ -144,6 +153,7 @@ class PageRank(BaseEstimator):
         "damping": [Interval(Real, 0, 1, closed="neither")],
         "personalization": ["array-like", dict, None],
         "weight": [str, None],
+        "n_vertices": [Interval(Integral, 1, None, closed="left"), None],
         "tol": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         # "asap" dispatches in fit to the asynchronous block iteration.
@@ -156,6 +166,7 @@ class PageRank(BaseEstimator):
         *,
         personalization: Any = None,
         weight: str | None = "weight",
+        n_vertices: int | None = None,
         tol: float = 1e-10,
         max_iter: int = 1000,
         scheme: str | None = None,
@@ -167,6 +178,7 @@ class PageRank(BaseEstimator):
         self.damping = damping
         self.personalization = personalization
         self.weight = weight
+        self.n_vertices = n_vertices
         self.tol = tol
         self.max_iter = max_iter
         self.scheme = scheme
@@ -181,8 +193,14 @@ class PageRank(BaseEstimator):
 
         Parameters
         ----------
-        adjacency : sparse matrix, ndarray, dask array of shape (n, n), or networkx graph
+        adjacency : sparse matrix, ndarray, dask array of shape (n, n), networkx graph, or dask dataframe
             ``adjacency[i, j] != 0`` is an edge ``i -> j`` of that weight.
+            A :class:`dask.dataframe.DataFrame` is an edge list: one row
+            per edge, integer vertex ids from 0 in columns ``src`` and
+            ``dst``, the weights in the column named by ``weight``;
+            duplicate rows of an edge add up (as duplicate entries of a
+            sparse matrix do), and the rows stay on the cluster: the
+            statistics and blocks are computed on the workers.
         y : None
             Ignored; for scikit-learn's API.
 
@@ -195,6 +213,9 @@ class PageRank(BaseEstimator):
         ValueError
             If the matrix is not square, the graph has no vertices, a weight
             is negative, NaN or infinite, or the personalization is invalid;
+            if an edge list has no ``src`` or ``dst`` column, non-integer
+            or negative ids, or ids not below ``n_vertices``; if
+            ``n_vertices`` does not match a matrix or networkx graph;
             if ``staleness`` is set with a scheme other than ``"asap"``, or
             ``redundancy`` with ``"asap"``.
         AsapError
@@ -208,7 +229,13 @@ class PageRank(BaseEstimator):
         if _is_networkx(adjacency):
             nodes = list(adjacency)
             adjacency = _networkx_adjacency(adjacency, nodes, self.weight)
-        if _is_dask_array(adjacency):
+        if _is_dask_dataframe(adjacency):
+            client = get_client(self.client)
+            graph = EdgeListGraph(
+                client, adjacency, weight=self.weight, n_vertices=self.n_vertices,
+                timeout=config.get_timeout("setup-timeout"),
+            )
+        elif _is_dask_array(adjacency):
             client = get_client(self.client)
             graph = DaskGraph(
                 client, adjacency, weighted=weighted, timeout=config.get_timeout("setup-timeout")
@@ -216,6 +243,10 @@ class PageRank(BaseEstimator):
         else:  # validated before any cluster is involved
             adjacency = adjacency if sp.issparse(adjacency) else np.asarray(adjacency)
             graph, client = LocalGraph(adjacency, weighted=weighted), None
+        if self.n_vertices is not None and self.n_vertices != graph.n_vertices:
+            raise ValueError(
+                f"n_vertices={self.n_vertices} does not match the graph's {graph.n_vertices} vertices"
+            )
         teleport = _teleport(self.personalization, graph.n_vertices, nodes)
         if client is None:
             client = get_client(self.client)
@@ -235,7 +266,7 @@ class PageRank(BaseEstimator):
         return self
 
     def _fit_graph(
-        self, client: Client, graph: LocalGraph | DaskGraph, teleport: np.ndarray, scheme: str, random_state: Any
+        self, client: Client, graph: LocalGraph | DaskGraph | EdgeListGraph, teleport: np.ndarray, scheme: str, random_state: Any
     ) -> PageRankFit:
         common = {"damping": float(self.damping), "teleport": teleport, "tol": float(self.tol),
                   "max_iter": int(self.max_iter)}
@@ -251,6 +282,11 @@ class PageRank(BaseEstimator):
 def _is_networkx(obj: Any) -> bool:
     nx = sys.modules.get("networkx")  # no networkx imported: not a networkx graph
     return nx is not None and isinstance(obj, nx.Graph)
+
+
+def _is_dask_dataframe(obj: Any) -> bool:
+    dd = sys.modules.get("dask.dataframe")
+    return dd is not None and isinstance(obj, dd.DataFrame)
 
 
 def _is_dask_array(obj: Any) -> bool:

@@ -9,6 +9,7 @@
 ``inject``         make chosen workers slow: chains, trace replay, emulated work
 ``cluster``        the client, the scheduler's live workers, a subprocess cluster
 ``engine``         placement, coded rounds, sessions, faults, adaptation, fits
+``data``           dask collections as data: validation, partitions on the workers
 ``pagerank``       the graph in blocks, coded power iteration
 ``asap``           asynchronous stochastic reduce with NOTIFY-ACK
 ``dashboard``      the ``/individual-stragglers`` page and what feeds it
@@ -41,11 +42,20 @@ _EXPORTS: dict[str, str] = {
     "pagerank_asap": ".asap",
     "PageRankFit": ".pagerank",
     "DaskGraph": ".pagerank",
+    "EdgeListGraph": ".pagerank",
     "LocalGraph": ".pagerank",
+    "check_dask_input": ".data",
+    "weigh_classes": ".data",
+    "is_dask_input": ".data",
+    "map_rows": ".data",
+    "schema": ".data",
+    "score_on_cluster": ".data",
     # the building blocks, for users of the engine itself
     "GradientCode": ".coding",
     "make_code": ".coding",
     "CodedSession": ".engine",
+    "DaskRows": ".data",
+    "CollectionPartitions": ".data",
     "RoundRecord": ".engine",
     "RoundRunner": ".engine",
     "RoundTimeoutError": ".engine",
@@ -72,6 +82,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from .asap import fit_asap, pagerank_asap
     from .cluster import get_client, worker_addresses
     from .coding import SCHEMES, GradientCode, make_code
+    from .data import (
+        CollectionPartitions,
+        DaskRows,
+        check_dask_input,
+        is_dask_input,
+        map_rows,
+        schema,
+        score_on_cluster,
+        weigh_classes,
+    )
     from .engine import (
         CodedSession,
         RoundRecord,
@@ -86,7 +106,7 @@ if TYPE_CHECKING:  # pragma: no cover
         inject_stragglers,
         remove_stragglers,
     )
-    from .pagerank import DaskGraph, LocalGraph, PageRankFit, pagerank_by_rounds
+    from .pagerank import DaskGraph, EdgeListGraph, LocalGraph, PageRankFit, pagerank_by_rounds
     from .planning import Plan, plan, simulate
     from .recorder import LatencyRecorder, attach, latencies
     from .stragglers import (

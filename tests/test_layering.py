@@ -31,7 +31,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "engine": {"coding", "stragglers", "planning", "recorder", "cluster", "dashboard"},
     "profiling": {"cluster", "recorder", "stragglers", "planning", "engine"},
     "pagerank": {"engine", "coding", "cluster"},
-    "asap": {"engine", "cluster", "pagerank", "inject", "recorder", "dashboard"},
+    "asap": {"engine", "cluster", "pagerank", "inject", "recorder", "dashboard", "data"},
+    "data": {"engine", "cluster"},
 }
 #: pure NumPy/SciPy subpackages: no Dask at all (not even dask_quorum.config, which loads dask)
 PURE = {"coding", "stragglers", "planning"}

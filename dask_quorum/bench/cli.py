@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .machine import describe_machine
 from .report import update_docs, write_outputs
+from .sections import SECTIONS
 from .suite import ALL_CONTENDERS, SuiteConfig, run_suite
 from .targets import evaluate_targets, format_target
 from .workloads import WORKLOADS
@@ -27,7 +28,8 @@ DESCRIPTION = (
     "Time to 1.001 x the optimal loss of every dask-quorum scheme, dask-ml and scikit-learn, on "
     "the same cluster under the same injected stragglers (none, persistent two-class, EC2 traces "
     "replayed, a worker turning slow halfway), with the ratio to an oracle bound, and the "
-    "per-round engine overhead against the bare Dask floor. Writes CSV, markdown and PNG plots; "
+    "per-round engine overhead against the bare Dask floor, and the planner's simulator on synthetic "
+    "clusters of 16 to 256 workers drawn from the EC2 traces. Writes CSV, markdown and PNG plots; "
     "prints every target as met or missed."
 )
 
@@ -91,6 +93,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="emulated seconds of work per work unit on every worker, times its "
                         "slowdown (default 0: real compute only). Lets a small host behave like a "
                         "cluster of dedicated machines; skips dask-ml, whose tasks declare no units")
+    parser.add_argument("--sections", nargs="*", choices=list(SECTIONS), default=None, metavar="NAME",
+                        help=f"extra sections, of {', '.join(SECTIONS)} (default: all; the option alone: "
+                        "none). scaling: plan() on synthetic clusters drawn from the EC2 traces")
+    parser.add_argument("--scaling-sizes", type=_positive_int, nargs="+",
+                        help="cluster sizes of the scaling section (default 16 64 256; 8 16 with --quick)")
+    parser.add_argument("--scaling-rounds", type=_positive_int,
+                        help="rounds of the synthetic trace of the scaling section (default 12)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-plots", action="store_true", help="skip the PNGs (no matplotlib needed)")
     parser.add_argument("--update-docs", nargs="?", type=Path, const=(root / "docs") if root else Path("docs"),
@@ -118,7 +127,7 @@ def _command(args: argparse.Namespace) -> str:
         ("--contenders", args.contenders, list(ALL_CONTENDERS)),
     ):
         if value != default:
-            parts.append(f"{flag} {' '.join(value)}")
+            parts.append(" ".join([flag, *value]))
     if args.max_iter:
         parts.append(f"--max-iter {args.max_iter}")
     if args.rows:
@@ -127,6 +136,16 @@ def _command(args: argparse.Namespace) -> str:
         parts.append(f"--unit-seconds {args.unit_seconds:g}")
     if args.budget:
         parts.append(f"--budget {args.budget:g}")
+    if args.processes is not None:
+        parts.append("--processes" if args.processes else "--threads")
+    if args.sections is not None:
+        parts.append(" ".join(["--sections", *args.sections]))
+    if args.scaling_sizes:
+        parts.append(f"--scaling-sizes {' '.join(map(str, args.scaling_sizes))}")
+    if args.scaling_rounds:
+        parts.append(f"--scaling-rounds {args.scaling_rounds}")
+    if args.overhead_workers is not None:
+        parts.append(" ".join(["--overhead-workers", *map(str, args.overhead_workers)]))
     return " ".join(parts)
 
 
@@ -162,6 +181,9 @@ def main(args: argparse.Namespace) -> int:
         budget=args.budget,
         unit_seconds=args.unit_seconds,
         seed=args.seed,
+        sections=args.sections,
+        scaling_sizes=args.scaling_sizes,
+        scaling_rounds=args.scaling_rounds,
     )
     machine = describe_machine()
     result = run_suite(cfg, log=_progress)

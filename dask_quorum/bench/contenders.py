@@ -44,6 +44,8 @@ __all__ = [
     "dask_ml_iterations",
     "first_hit",
     "iterations_to_target",
+    "peer_bytes_sent",
+    "peer_compute_seconds",
     "redundancy_for",
     "run_dask_ml",
     "run_quorum",
@@ -89,6 +91,12 @@ class Outcome:
     round (``history_["bytes_max_node"]``: the driver for the driver-centred
     schemes, one worker for ``asap``, whose worker-to-worker RPC messages the
     cluster's transfer counters do not see); NaN for other families.
+    ``peer_compute_s`` and ``peer_bytes`` are the work and messages of a
+    fit outside Dask tasks, from its own history (``asap``: its workers'
+    step seconds, ``history_["compute"]``, and the payload bytes its peers
+    sent, ``history_["bytes_sent"]``), which the cluster's counters miss;
+    the suite adds them to ``compute_s`` and ``bytes_out``. 0 for the
+    others.
     """
 
     contender: str
@@ -104,6 +112,8 @@ class Outcome:
     bytes_out: float = float("nan")
     compute_s: float = float("nan")
     node_bytes_per_round: float = float("nan")
+    peer_compute_s: float = 0.0
+    peer_bytes: float = 0.0
     note: str = ""
 
 
@@ -204,8 +214,28 @@ def run_quorum(
         curve_s=elapsed,
         curve_loss=losses,
         node_bytes_per_round=float(h["bytes_max_node"].mean()) if "bytes_max_node" in h else float("nan"),
+        peer_compute_s=peer_compute_seconds(h),
+        peer_bytes=peer_bytes_sent(h),
         note=note,
     )
+
+
+def peer_compute_seconds(history: Any) -> float:
+    """Step seconds of a fit's work outside Dask tasks, summed over rounds and workers (0 if none).
+
+    ``asap`` records every worker's step time per round (``compute``); the
+    engine's coded rounds run as Dask tasks, which the cluster counts.
+    """
+    if history.attrs.get("scheme") != "asap" or "compute" not in history:
+        return 0.0
+    return float(np.nansum(np.asarray(history["compute"].values, dtype=float)))
+
+
+def peer_bytes_sent(history: Any) -> float:
+    """Payload bytes a fit's workers sent each other outside Dask, summed over rounds (0 if none)."""
+    if history.attrs.get("scheme") != "asap" or "bytes_sent" not in history:
+        return 0.0
+    return float(np.nansum(np.asarray(history["bytes_sent"].values, dtype=float)))
 
 
 def dask_ml_data(workload: GLMWorkload, client: Client, workers: list[str]) -> tuple[Any, Any]:

@@ -11,13 +11,13 @@ import csv
 import math
 import re
 import shutil
-import textwrap
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 from .machine import machine_line
+from .plotting import figure, save
 from .targets import evaluate_targets, format_target
 
 __all__ = [
@@ -110,8 +110,8 @@ def _bytes(x: float) -> str:
 
 def _scenario_table(workload, rows: list[dict]) -> list[str]:
     lines = [
-        "| contender | time to target [s] | speed-up vs sync | x oracle | rounds to target | rounds "
-        f"| {workload.loss_label} | bytes / round | busiest node / round | compute [s] | fit [s] |",
+        ("| contender | time to target [s] | speed-up vs sync | x oracle | rounds to target | rounds "
+        f"| {workload.loss_label} | bytes / round | busiest node / round | compute [s] | fit [s] |"),
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
@@ -128,14 +128,14 @@ def _scenario_table(workload, rows: list[dict]) -> list[str]:
 
 
 def markdown(result, machine: dict[str, str], *, image_prefix: str = "", command: str = "") -> str:
-    """The results as markdown: targets, one table per scenario, overhead, plots."""
+    """The results as markdown: targets, one table per scenario, overhead, the sections, plots."""
     all_rows = result_rows(result)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     cfg = result.config
     kind = {True: "single-threaded worker processes", False: "single-threaded in-process workers"}
     out = [f"Measured {stamp}" + (f" with `{command}`" if command else "") + ".", "",
-           f"Machine: {machine_line(machine)}. Clusters: LocalCluster of {kind[bool(cfg.processes)]} "
-           f"(overhead table: {kind[cfg.overhead_processes]}); iteration cap {cfg.max_iter}.", ""]
+           (f"Machine: {machine_line(machine)}. Clusters: LocalCluster of {kind[bool(cfg.processes)]} "
+           f"(overhead table: {kind[cfg.overhead_processes]}); iteration cap {cfg.max_iter}."), ""]
     targets = evaluate_targets(result)
     if targets:
         out += ["### Targets", ""] + [f"- {format_target(t)}" for t in targets] + [""]
@@ -151,9 +151,9 @@ def markdown(result, machine: dict[str, str], *, image_prefix: str = "", command
         for r in mine:
             rows = [row for row in all_rows if row["workload"] == name and row["scenario"] == r.scenario.name]
             out += [f"#### {r.scenario.name}: {r.scenario.describe()}", "",
-                    f"Oracle bound {r.oracle_s:.2f} s ({r.oracle_rounds} rounds of {r.work_s * 1e3:.1f} ms "
+                    (f"Oracle bound {r.oracle_s:.2f} s ({r.oracle_rounds} rounds of {r.work_s * 1e3:.1f} ms "
                     f"of work over the workers' speeds + a {r.floor_s * 1e3:.1f} ms floor); "
-                    f"{machine_line(machine, short=True)}.", ""]
+                    f"{machine_line(machine, short=True)}."), ""]
             out += _scenario_table(workload, rows)
             out += [f"- note ({row['contender']}): {row['note']}" for row in rows if row["note"]]
             out += [f"- note: {n}" for n in r.notes]
@@ -162,15 +162,17 @@ def markdown(result, machine: dict[str, str], *, image_prefix: str = "", command
     if result.overhead:
         schemes = list(result.overhead[0].rounds_s)
         out += ["### Engine overhead: an empty round against the bare Dask floor", "",
-                f"{kind[cfg.overhead_processes].capitalize()}. "
+                (f"{kind[cfg.overhead_processes].capitalize()}. "
                 "Bare floor: n no-op tasks pinned to n workers, one gather; engine: one empty coded "
-                f"round (parameters shipped, one task per worker, decode); {machine_line(machine, short=True)}.", "",
+                f"round (parameters shipped, one task per worker, decode); {machine_line(machine, short=True)}."), "",
                 "| workers | bare floor [ms] | " + " | ".join(f"`{s}` round [ms] (x floor)" for s in schemes) + " |",
                 "|---|---|" + "---|" * len(schemes)]
         for row in result.overhead:
             out.append(f"| {row.workers} | {row.floor_s * 1e3:.1f} | " + " | ".join(
                 f"{row.rounds_s[s] * 1e3:.1f} ({row.rounds_s[s] / row.floor_s:.2f}x)" for s in schemes) + " |")
         out += ["", f"![engine overhead]({image_prefix}overhead.png)", ""]
+    for section in result.sections:  # extra sections (.sections), after the tables
+        out += section.markdown(machine, image_prefix)
     return "\n".join(out)
 
 
@@ -178,35 +180,15 @@ def _curve_file(workload: str, scenario: str) -> str:
     return f"curves-{workload}-{scenario}.png"
 
 
-def _figure(plt, machine: dict[str, str], title: str):
-    fig, ax = plt.subplots(figsize=(8, 4.8))
-    fig.text(0.01, 0.01, textwrap.fill(machine_line(machine), 150), fontsize=6, color="grey")
-    ax.set_title(textwrap.fill(title, 100), fontsize=8)
-    return fig, ax
-
-
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    fig.savefig(path, dpi=110)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return path
-
-
 def write_plots(result, machine: dict[str, str], folder: Path) -> list[Path]:
     """Time-to-loss curves per scenario, speed-up bars per workload, overhead ratios."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib import ticker
 
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for r in result.scenarios:
         w = result.workloads[r.workload]
-        fig, ax = _figure(plt, machine, f"{r.workload}: {r.scenario.describe()}")
+        fig, ax = figure(machine, f"{r.workload}: {r.scenario.describe()}")
         for o in r.outcomes:
             gap = np.maximum(w.gap(o.curve_loss), 1e-12)
             if o.family == "dask-quorum":
@@ -219,7 +201,7 @@ def write_plots(result, machine: dict[str, str], folder: Path) -> list[Path]:
         ax.set_xlabel("seconds since the fit started")
         ax.set_ylabel(w.gap_label)
         ax.legend(fontsize=7, ncol=2)
-        written.append(_save(fig, folder / _curve_file(r.workload, r.scenario.name)))
+        written.append(save(fig, folder / _curve_file(r.workload, r.scenario.name)))
     rows = [row for row in result_rows(result) if row["family"] in ("dask-quorum", "dask-ml")]
     for name in result.workloads:
         mine = [row for row in rows if row["workload"] == name]
@@ -227,7 +209,7 @@ def write_plots(result, machine: dict[str, str], folder: Path) -> list[Path]:
             continue
         scenarios = list(dict.fromkeys(row["scenario"] for row in mine))
         contenders = list(dict.fromkeys(row["contender"] for row in mine))
-        fig, ax = _figure(plt, machine, f"{name}: speed-up over sync to the target, each contender on the "
+        fig, ax = figure(machine, f"{name}: speed-up over sync to the target, each contender on the "
                           "same cluster under the same stragglers (missing bar: never reached)")
         width = 0.8 / len(contenders)
         for j, c in enumerate(contenders):
@@ -241,9 +223,9 @@ def write_plots(result, machine: dict[str, str], folder: Path) -> list[Path]:
         ax.set_xticks(np.arange(len(scenarios)) + 0.4 - width / 2, scenarios, fontsize=7, rotation=15)
         ax.set_ylabel("time to target: sync / contender")
         ax.legend(fontsize=7, ncol=4)
-        written.append(_save(fig, folder / f"speedup-{name}.png"))
+        written.append(save(fig, folder / f"speedup-{name}.png"))
     if result.overhead:
-        fig, ax = _figure(plt, machine, "An empty engine round against the bare Dask floor")
+        fig, ax = figure(machine, "An empty engine round against the bare Dask floor")
         ns = [row.workers for row in result.overhead]
         for s in result.overhead[0].rounds_s:
             ax.plot(ns, [row.rounds_s[s] / row.floor_s for row in result.overhead], "o-", label=f"{s} round")
@@ -253,12 +235,14 @@ def write_plots(result, machine: dict[str, str], folder: Path) -> list[Path]:
         ax.set_xlabel("workers")
         ax.set_ylabel("empty round / bare Dask floor")
         ax.legend(fontsize=7)
-        written.append(_save(fig, folder / "overhead.png"))
+        written.append(save(fig, folder / "overhead.png"))
+    for section in result.sections:
+        written.extend(section.write_plots(machine, folder))
     return written
 
 
 def write_outputs(result, machine: dict[str, str], out: Path, *, plots: bool = True, command: str = "") -> dict:
-    """Write ``results.csv``, ``overhead.csv``, ``results.md`` and the PNGs into ``out``.
+    """Write ``results.csv``, ``overhead.csv``, one CSV per section, ``results.md`` and the PNGs into ``out``.
 
     Returns
     -------
@@ -271,6 +255,8 @@ def write_outputs(result, machine: dict[str, str], out: Path, *, plots: bool = T
                 **{f"{k}_s": v for k, v in r.rounds_s.items()},
                 **{f"{k}_x_floor": v / r.floor_s for k, v in r.rounds_s.items()}} for r in result.overhead],
               out / "overhead.csv")
+    for section in result.sections:
+        write_csv(section.csv_rows(), out / f"{section.name}.csv")
     (out / "results.md").write_text(markdown(result, machine, command=command) + "\n")
     written = write_plots(result, machine, out) if plots else []
     return {"csv": out / "results.csv", "markdown": out / "results.md", "plots": written}
@@ -288,7 +274,7 @@ def update_docs(result, machine: dict[str, str], plots: list[Path], docs: Path, 
     """
     page = docs / "benchmarks.md"
     text = page.read_text()
-    pattern = re.compile(re.escape(DOCS_START) + ".*?" + re.escape(DOCS_END), re.S)
+    pattern = re.compile(re.escape(DOCS_START) + ".*?" + re.escape(DOCS_END), re.DOTALL)
     if not pattern.search(text):
         raise ValueError(f"{page} has no results section between {DOCS_START!r} and {DOCS_END!r}")
     body = markdown(result, machine, image_prefix="img/bench/", command=command)

@@ -23,6 +23,14 @@ Dask task, whoever built the graph):
     counted in tasks, so contenders with more tasks per iteration (dask-ml)
     meet it at the same moment of their fit.
 
+``persistent-10x-n16-r2`` is the one persistent scenario with a fixed
+redundancy of 2 instead of ``slow + 1``: 4 of 16 workers slow at 10x, more
+than a uniform code with redundancy 2 (``cyclic``, ``frc``) can ignore, so
+those wait for a slow worker in nearly every round, while a code that moves
+the slow workers' partitions to fast ones need not. It emulates its work
+(``partition_s`` seconds per partition, see :attr:`Scenario.partition_s`)
+so that 16 workers on a small host act as 16 machines.
+
 Slowdown *factors* scale a task's natural time, so they weigh the same on
 contenders that cut an iteration into many small tasks and on those that run
 one task per worker and round; an additive ``delay`` (seconds per slow task)
@@ -35,7 +43,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -53,10 +61,13 @@ from .oracle import round_seconds
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["KINDS", "TRACE_FILE", "Injection", "Scenario"]
+__all__ = ["KINDS", "R2_SCENARIO", "TRACE_FILE", "Injection", "Scenario"]
 
 #: Scenario kinds.
 KINDS = ("none", "persistent", "trace", "halfway")
+
+#: The persistent scenario with redundancy 2 (4 of 16 workers slow at 10x).
+R2_SCENARIO = "persistent-10x-n16-r2"
 
 #: File name of the EC2 traces inside the traces folder.
 TRACE_FILE = "aws_ec2_iteration_times.csv"
@@ -101,6 +112,16 @@ class Scenario:
         :mod:`~dask_quorum.pipeline.inject.plugin`): makes a small host behave
         like a cluster of dedicated machines. Applies in every kind,
         ``none`` included; only tasks that declare work units get it.
+    partition_s : float, default=0.0
+        Emulated seconds of work per partition (``1 / n_workers`` of the
+        workload's rows), for a scenario that must emulate its work whatever
+        the run's ``unit_seconds``: :meth:`for_rows` turns it into
+        ``unit_seconds`` once the workload's rows are known (an explicit
+        ``unit_seconds`` wins).
+    skip : tuple of str, default=()
+        Contenders this scenario does not run, whatever the run asks for
+        (each gets a note with ``skip_reason``).
+    skip_reason : str, default=""
     """
 
     name: str
@@ -118,6 +139,9 @@ class Scenario:
     redundancy: int = 2
     seed: int = 0
     unit_seconds: float = 0.0
+    partition_s: float = 0.0
+    skip: tuple[str, ...] = ()
+    skip_reason: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -132,6 +156,22 @@ class Scenario:
         if self.kind == "trace" and not Path(self.trace_csv).is_file():
             raise ValueError(f"scenario {self.name!r}: the traces file {self.trace_csv!r} does not exist")
 
+    def for_rows(self, rows: int | None) -> Scenario:
+        """This scenario with ``partition_s`` turned into ``unit_seconds`` for ``rows`` rows.
+
+        Raises
+        ------
+        ValueError
+            If the scenario needs ``partition_s`` of emulated work and
+            ``rows`` is unknown (a workload whose tasks declare no rows).
+        """
+        if not self.partition_s or self.unit_seconds:
+            return self
+        if not rows:
+            raise ValueError(f"scenario {self.name!r} emulates {self.partition_s:g} s per partition and needs "
+                             "a workload with rows")
+        return replace(self, unit_seconds=self.partition_s * self.n_workers / rows)
+
     @property
     def n_slow(self) -> int:
         """Workers that may be slowed."""
@@ -145,7 +185,9 @@ class Scenario:
 
     def describe(self) -> str:
         """One sentence for the tables."""
-        emulated = f"; every task emulates {self.unit_seconds:g} s per work unit" if self.unit_seconds else ""
+        emulated = f"; every task emulates {self.unit_seconds:.3g} s per work unit" if self.unit_seconds else ""
+        if self.partition_s:
+            emulated += f" ({self.partition_s:g} s per partition)"
         return self._describe() + emulated
 
     def _describe(self) -> str:
@@ -243,7 +285,7 @@ class Injection:
     def _inject(self, slowed: bool = True) -> None:
         """Register the scenario's injector (``slowed=False``: the emulated work only)."""
         s = self.scenario
-        work = dict(unit_seconds=s.unit_seconds)
+        work = {"unit_seconds": s.unit_seconds}
         if not slowed or s.kind == "none":
             inject_stragglers(self.client, {}, **work)
         elif s.kind == "persistent":

@@ -15,7 +15,12 @@ and, before any straggler is injected:
 
 Then every contender fits under the same injected stragglers, one after
 the other; the cluster is idle between them and the worker counters
-(bytes served, task seconds) are read around each fit.
+(bytes served, task seconds) are read around each fit; work outside Dask
+tasks (``asap``'s peer loops) is added from the fit's own history.
+
+After the workloads: the overhead table, then the extra sections
+(:mod:`.sections`: the scaling report, and room for more). The scenario
+catalogue is in :mod:`.catalogue`.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from dask_quorum import config
 from dask_quorum.pipeline.cluster import scheduler_workers
 
 from . import contenders as C
+from .catalogue import FULL_DEFAULTS, QUICK_DEFAULTS, build_scenarios
 from .measure import (
     Counters,
     empty_round,
@@ -43,7 +49,9 @@ from .measure import (
     worker_counters,
 )
 from .oracle import oracle_seconds
+from .scaling import SIZES as SCALING_SIZES
 from .scenarios import TRACE_FILE, Scenario
+from .sections import SECTIONS, Section, SectionUnavailable
 from .workloads import WORKLOADS, Workload, WorkloadUnavailable, load_workload
 
 logger = logging.getLogger(__name__)
@@ -62,17 +70,6 @@ __all__ = [
 
 #: Every contender, in table order.
 ALL_CONTENDERS = (*C.QUORUM_SCHEMES, *C.DASK_ML_SOLVERS, "sklearn")
-
-#: Scenarios each workload runs in full mode unless ``--scenarios`` is given.
-FULL_DEFAULTS = {
-    "flights": ("none", "persistent", "trace", "halfway"),
-    "synthetic-logistic": ("none", "persistent"),
-    "synthetic-linear": ("none", "persistent-10x-n8"),
-    "pagerank": ("none", "persistent-10x-n8", "persistent-10x-n16"),
-}
-
-#: Scenarios of quick mode.
-QUICK_DEFAULTS = ("none", "persistent-10x-n4")
 
 
 @dataclass
@@ -118,8 +115,18 @@ class SuiteConfig:
     unit_seconds : float, default=0.0
         Emulated seconds of work per work unit on every worker, in every
         scenario and in the calibration (:class:`Scenario`). dask-ml's tasks
-        declare no work units, so its contenders are skipped then.
+        declare no work units, so its contenders are skipped then. The
+        redundancy-2 scenario emulates its work even at 0
+        (:data:`~.catalogue.R2_PARTITION_S` seconds per partition).
     seed : int, default=0
+    sections : sequence of str, optional
+        Extra sections (:data:`~.sections.SECTIONS`) run after the
+        workloads; default ``("scaling",)``, empty for none.
+    scaling_sizes : sequence of int, optional
+        Cluster sizes of the scaling section (16 64 256; 8 16 quick).
+    scaling_rounds : int, optional
+        Rounds of the synthetic trace (12; 10 quick): the simulator's cost grows
+        with rounds x workers^2 and more (minutes at 256 workers).
     """
 
     quick: bool = False
@@ -138,6 +145,9 @@ class SuiteConfig:
     budget: float = 0.0
     unit_seconds: float = 0.0
     seed: int = 0
+    sections: Sequence[str] | None = None
+    scaling_sizes: Sequence[int] | None = None
+    scaling_rounds: int | None = None
 
     def __post_init__(self) -> None:
         for name in self.workloads:
@@ -153,6 +163,15 @@ class SuiteConfig:
             self.overhead_workers = (2, 4) if self.quick else (4, 8, 16, 32, 64)
         if self.overhead_rounds is None:
             self.overhead_rounds = 10 if self.quick else 100
+        if self.sections is None:
+            self.sections = ("scaling",)
+        for name in self.sections:
+            if name not in SECTIONS:
+                raise ValueError(f"unknown section {name!r}; expected some of {list(SECTIONS)}")
+        if self.scaling_sizes is None:
+            self.scaling_sizes = (8, 16) if self.quick else SCALING_SIZES
+        if self.scaling_rounds is None:
+            self.scaling_rounds = 10 if self.quick else 12
 
     @property
     def traces_csv(self) -> Path | None:
@@ -199,56 +218,8 @@ class SuiteResult:
     overhead: list[OverheadRow] = field(default_factory=list)
     workloads: dict[str, Workload] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-
-
-# -- the scenario catalogue -------------------------------------------------
-
-
-def _catalogue(cfg: SuiteConfig) -> dict[str, Scenario | str]:
-    """Every scenario by name; a str instead says why it cannot run here."""
-    persistent = dict(p_slow_fast=cfg.p_slow_fast, delay=cfg.delay, seed=cfg.seed)
-    if cfg.quick:
-        sizes, base, traces = (4,), 3, {"data2": 5, "data4": 4, "data8": 4}
-    else:
-        sizes, base, traces = (8, 16), 8, {"data2": 15, "data4": 10, "data8": 15}
-    out: dict[str, Scenario | str] = {"none": Scenario("none", "none", base, seed=cfg.seed)}
-    for n in sizes:
-        for factor in (5, 10):
-            s = Scenario(f"persistent-{factor}x-n{n}", "persistent", n, factor=factor, **persistent)
-            out[s.name] = replace(s, redundancy=s.n_slow + 1)
-    csv = cfg.traces_csv
-    for trace, n in traces.items():
-        out[f"trace-{trace}"] = (
-            Scenario(f"trace-{trace}", "trace", n, trace=trace, trace_csv=str(csv), budget=cfg.budget)
-            if csv is not None
-            else f"no traces file at {cfg.traces} (give --traces)"
-        )
-    out["halfway-10x"] = Scenario("halfway-10x", "halfway", base, factor=10, delay=cfg.delay, seed=cfg.seed)
-    return {k: replace(s, unit_seconds=cfg.unit_seconds) if isinstance(s, Scenario) else s for k, s in out.items()}
-
-
-def build_scenarios(cfg: SuiteConfig, names: Sequence[str]) -> tuple[list[Scenario], list[str]]:
-    """Scenarios named by ``names`` (names or groups), and notes on those skipped.
-
-    Raises
-    ------
-    ValueError
-        On a name that matches no scenario; the message lists them.
-    """
-    catalogue = _catalogue(cfg)
-    picked: list[Scenario] = []
-    notes: list[str] = []
-    for name in names:
-        matches = [k for k in catalogue if name in (k, k.split("-")[0])]
-        if not matches:
-            raise ValueError(f"unknown scenario {name!r}; known: {list(catalogue)}")
-        for key in matches:
-            s = catalogue[key]
-            if isinstance(s, str):
-                notes.append(f"{key} skipped: {s}")
-            elif s not in picked:
-                picked.append(s)
-    return picked, list(dict.fromkeys(notes))
+    #: Extra sections (:mod:`.sections`), in run order.
+    sections: list[Section] = field(default_factory=list)
 
 
 # -- running ----------------------------------------------------------------
@@ -317,14 +288,16 @@ class _Calibration:
     clean_s: float
 
 
-def _calibrate(cfg: SuiteConfig, workload: Workload, client: Client, workers: list[str]) -> _Calibration:
+def _calibrate(
+    cfg: SuiteConfig, workload: Workload, client: Client, workers: list[str], unit_seconds: float
+) -> _Calibration:
     """The bare floor, then a synchronous fit without stragglers (which also warms the cluster up).
 
-    With emulated work (``cfg.unit_seconds``) the fit emulates it too, so the
-    oracle's work per round includes it.
+    With emulated work (the scenario's ``unit_seconds``) the fit emulates it
+    too, so the oracle's work per round includes it.
     """
     floor_s = seconds_per_call(lambda: floor_round(client, workers), 15 if cfg.quick else 100)
-    clean = Scenario("calibration", "none", len(workers), unit_seconds=cfg.unit_seconds).injection(client, workers)
+    clean = Scenario("calibration", "none", len(workers), unit_seconds=unit_seconds).injection(client, workers)
     sync, counters = _measured(
         client, clean.start, clean.stop,
         lambda: C.run_quorum(workload, "sync", client=client, redundancy=1, max_iter=cfg.max_iter,
@@ -332,6 +305,12 @@ def _calibrate(cfg: SuiteConfig, workload: Workload, client: Client, workers: li
     )
     clean = sync.time_to_target_s if math.isfinite(sync.time_to_target_s) else sync.fit_s
     return _Calibration(floor_s, counters.compute_s / max(1, sync.rounds), sync.rounds_to_target, clean)
+
+
+def workload_rows(workload: Workload) -> int | None:
+    """Rows of a workload's data (the work units its tasks declare), None when it has no row matrix."""
+    X = getattr(workload, "X", None)
+    return int(X.shape[0]) if X is not None else None
 
 
 class _Skipped(Exception):
@@ -347,6 +326,8 @@ def _run_contender(cfg, workload, scenario, name, client, workers, injection, it
         When the contender cannot run here; the message says why.
     """
     family = C.contender_family(name)
+    if name in scenario.skip:
+        raise _Skipped(f"{name} skipped in {scenario.name}: {scenario.skip_reason}")
     if family not in workload.families:
         raise _Skipped(f"{name} skipped: {family} has no {workload.name} workload")
     if family == "dask-ml" and scenario.unit_seconds:
@@ -384,7 +365,7 @@ def run_scenario(
     outcomes: list[C.Outcome] = []
     with _cluster(scenario.n_workers, cfg.processes) as cluster, Client(cluster, set_as_default=False) as client:
         workers = _workers(client)
-        cal = _calibrate(cfg, workload, client, workers)
+        cal = _calibrate(cfg, workload, client, workers, scenario.unit_seconds)
         if scenario.kind == "halfway" and not scenario.switch_s:
             scenario = replace(scenario, switch_s=0.5 * cal.clean_s)
         log(f"{workload.name} / {scenario.name}: floor {cal.floor_s * 1e3:.1f} ms, work "
@@ -407,7 +388,9 @@ def run_scenario(
                 notes.append(f"{name} failed: {type(exc).__name__}: {exc}")
                 log(f"  {notes[-1]}")
                 continue
-            outcome.bytes_out, outcome.compute_s = counters.bytes_out, counters.compute_s
+            # asap's peer loops run outside Dask tasks: its own history counts their steps and messages
+            outcome.bytes_out = counters.bytes_out + outcome.peer_bytes
+            outcome.compute_s = counters.compute_s + outcome.peer_compute_s
             outcomes.append(outcome)
             log(f"  {name}: {_seconds(outcome.time_to_target_s)} to target, fit {outcome.fit_s:.2f} s")
     if cal.rounds > 0:
@@ -429,7 +412,7 @@ def run_overhead(
     for n in cfg.overhead_workers:
         with _cluster(n, cfg.overhead_processes) as cluster, Client(cluster, set_as_default=False) as client:
             workers = _workers(client)
-            floor = seconds_per_call(lambda: floor_round(client, workers), cfg.overhead_rounds)
+            floor = seconds_per_call(lambda: floor_round(client, workers), cfg.overhead_rounds)  # noqa: B023
             rounds = {}
             for scheme in schemes:
                 with CodedSession(client, scheme=scheme, redundancy=min(2, n), random_state=cfg.seed) as s:
@@ -442,7 +425,7 @@ def run_overhead(
 
 
 def run_suite(cfg: SuiteConfig, log: Callable[[str], None] = logger.info) -> SuiteResult:
-    """Run every workload, scenario and contender of ``cfg``, then the overhead table."""
+    """Run every workload, scenario and contender of ``cfg``, then the overhead table and the sections."""
     result = SuiteResult(cfg)
     for name in cfg.workloads:
         try:
@@ -463,9 +446,20 @@ def run_suite(cfg: SuiteConfig, log: Callable[[str], None] = logger.info) -> Sui
         )
         iterations: dict[str, C.SolverPath] = {}
         for scenario in scenarios:
+            try:
+                scenario = scenario.for_rows(workload_rows(workload))
+            except ValueError as exc:
+                result.notes.append(f"{scenario.name} skipped on {name}: {exc}")
+                continue
             result.scenarios.append(
                 run_scenario(cfg, workload, scenario, single=single, iterations=iterations, log=log)
             )
     if cfg.overhead_workers:
         result.overhead = run_overhead(cfg, log=log)
+    for name in cfg.sections:
+        try:
+            result.sections.append(SECTIONS[name](cfg, log))
+        except SectionUnavailable as exc:
+            result.notes.append(f"section {name} skipped: {exc}")
+            log(result.notes[-1])
     return result

@@ -225,7 +225,7 @@ class GLMWorkload(Workload):
             raise WorkloadUnavailable(
                 "the dask-ml contenders need dask-ml: pip install 'dask-quorum[bench]'"
             ) from exc
-        common = dict(solver=solver, max_iter=max_iter, tol=tol, solver_kwargs={"normalize": False})
+        common = {"solver": solver, "max_iter": max_iter, "tol": tol, "solver_kwargs": {"normalize": False}}
         if self.kind == "logistic":
             return linear_model.LogisticRegression(C=self.C, **common)
         return linear_model.LinearRegression(C=1.0 / self.alpha if self.alpha else np.inf, **common)
@@ -409,7 +409,7 @@ def pagerank_status() -> str | None:
     """None when the PageRank workload can run here, else why not."""
     import importlib.util
 
-    import dask_quorum.estimators as estimators
+    from dask_quorum import estimators
 
     if getattr(estimators, "PageRank", None) is None:
         return "dask_quorum.estimators.PageRank does not exist"

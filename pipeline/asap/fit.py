@@ -62,10 +62,13 @@ from distributed import Client
 from dask_quorum import config
 
 from ..cluster import worker_addresses
+from ..data import compute_within, place_one_per_worker, sample_rows
 from ..engine import asap_to_dataset, row_partitions
+from ..engine.fit import on_cluster
 from .driver import run_asap
 from .glm import GLMSpec, TrackingBuilder, curvature_bound, curvature_sample
 from .graph import make_graph
+from .worker import InMemory
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +99,7 @@ class AsapFit:
 def fit_asap(
     client: Client,
     X: Any,
-    y: np.ndarray,
+    y: np.ndarray | None,
     partial: Callable[[np.ndarray, Any], np.ndarray],
     objective: Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]],
     x0: np.ndarray,
@@ -106,6 +109,7 @@ def fit_asap(
     random_state: np.random.RandomState,
     max_iter: int,
     tol: float,
+    sample_weight: np.ndarray | None = None,
 ) -> AsapFit:
     """Minimise ``objective`` by decentralised gradient tracking on ``client``'s workers.
 
@@ -113,7 +117,13 @@ def fit_asap(
     ----------
     client : distributed.Client
     X, y : array-like
-        Split into one contiguous row partition per worker.
+        Split into one contiguous row partition per worker. Or ``X`` is
+        rows on the cluster (:class:`~dask_quorum.pipeline.data.DaskRows`)
+        and ``y`` None: partition ``i`` is computed on the cluster and
+        copied to worker ``i``, whose program reads it from its memory
+        (:class:`~dask_quorum.pipeline.asap.InMemory`); only the curvature
+        sample (``quorum.asap.curvature-rows`` rows per parameter block)
+        comes to the driver.
     partial, objective
         As for :func:`~dask_quorum.pipeline.engine.fit_by_rounds`; ``partial``
         must describe a linear model (``GLMPartial``).
@@ -130,6 +140,8 @@ def fit_asap(
         Rounds at most.
     tol : float
         Stop when every worker's tracked gradient has no component above ``tol``.
+    sample_weight : ndarray of shape (n_samples,), optional
+        Row weights of an array ``X`` (``partial`` reads ``(X_j, y_j, w_j)``).
 
     Returns
     -------
@@ -141,8 +153,13 @@ def fit_asap(
     graph = make_graph(n, config.get("asap.degree"), kind=config.get("asap.graph"))
     # Hessian blocks are (n_features + intercept) square, one per output.
     block = int(getattr(partial, "n_features", X.shape[1])) + int(bool(getattr(partial, "fit_intercept", True)))
-    sample = curvature_sample(X, y, int(config.get("asap.curvature-rows")) * block, random_state)
-    spec = GLMSpec(partial, objective, float(l2), int(X.shape[0]), n)
+    rows = int(config.get("asap.curvature-rows")) * block
+    if on_cluster(X):
+        sample = _cluster_sample(client, X, rows, random_state)
+    else:
+        sample = curvature_sample(X, y, rows, random_state)
+    # the objective's normaliser: the rows, or the sum of their weights
+    spec = GLMSpec(partial, objective, float(l2), getattr(objective, "n_samples", int(X.shape[0])), n)
     scale = float(config.get("asap.step-scale"))
     if not scale > 0:
         raise ValueError(f"quorum.asap.step-scale must be positive, got {scale!r}")
@@ -156,12 +173,32 @@ def fit_asap(
         spec, sample, np.asarray(x0, dtype=np.float64), alpha,
         int(config.get("asap.curvature-every")), int(config.get("asap.max-dense")), dtype,
     )
-    result = run_asap(
-        client, builder, row_partitions(X, y, n),
-        graph=graph, staleness=staleness, max_rounds=int(max_iter), tol=float(tol), workers=workers,
-        label=f"asap, {getattr(partial, 'loss', 'linear')} loss",
-    )
+    placed = []
+    if on_cluster(X):
+        placed = place_one_per_worker(client, X, workers, config.get_timeout("setup-timeout"))
+        payloads: list[Any] = [InMemory(f.key) for f in placed]
+    else:
+        payloads = row_partitions(X, y, n, sample_weight)
+    try:
+        result = run_asap(
+            client, builder, payloads,
+            graph=graph, staleness=staleness, max_rounds=int(max_iter), tol=float(tol), workers=workers,
+            label=f"asap, {getattr(partial, 'loss', 'linear')} loss",
+        )
+    finally:
+        for f in placed:
+            f.release()
     keep_params = bool(config.get("history.keep-params"))
     history = asap_to_dataset(result, keep_params=keep_params, started=started, attrs={"step": alpha})
     x = result.final.mean(axis=0)
     return AsapFit(x=x, n_iter=result.n_rounds, converged=result.converged, history=history)
+
+
+def _cluster_sample(client: Client, rows: Any, size: int, random_state: np.random.RandomState) -> tuple[Any, Any]:
+    """The curvature sample of rows on the cluster: the same draw as :func:`curvature_sample`, computed there."""
+    n = int(rows.n_samples)
+    index = np.arange(n) if size >= n else np.sort(random_state.choice(n, size=size, replace=False))
+    (block,) = compute_within(
+        client, [sample_rows(rows, index)], config.get_timeout("setup-timeout"), "the curvature sample"
+    )
+    return block

@@ -280,7 +280,7 @@ class TrackingProgram:
             idx = np.linspace(0, rows - 1, keep).round().astype(int)
             self._own = (part[0][idx], part[1][idx])
         else:
-            self._own = part
+            self._own = part[:2]  # (X, y): the weights of (X, y, w) do not enter the preconditioner
         self.sample = sample
         self.n_peers = n_peers
         self.curvature_every = max(1, int(curvature_every))

@@ -55,8 +55,10 @@ most ``tol``. The scores are the concatenated blocks, normalised to sum to
 The driver holds O(n_vertices) numbers: the personalization, the dangling
 mask and the final blocks (and, with ``quorum.history.keep-params``, one
 rank vector per round). The in-edges go from the driver to the workers for
-a SciPy matrix, and never leave the cluster for a dask array
-(:meth:`~dask_quorum.pipeline.pagerank.DaskGraph.target_blocks` builds each block on its
+a SciPy matrix, and never leave the cluster for a dask array or a dask
+dataframe edge list
+(:meth:`~dask_quorum.pipeline.pagerank.DaskGraph.target_blocks` and
+:meth:`~dask_quorum.pipeline.pagerank.EdgeListGraph.target_blocks` build each block on its
 worker; the engine reads it from that worker's memory).
 """
 
@@ -77,7 +79,14 @@ from dask_quorum import config
 
 from ..cluster import worker_addresses
 from ..engine import asap_to_dataset, wait_in_memory
-from ..pagerank import DaskGraph, GoogleMap, LocalGraph, PageRankFit, TargetBlock
+from ..pagerank import (
+    DaskGraph,
+    EdgeListGraph,
+    GoogleMap,
+    LocalGraph,
+    PageRankFit,
+    TargetBlock,
+)
 from .driver import run_asap
 from .graph import make_graph
 from .worker import InMemory
@@ -229,7 +238,7 @@ def _concatenate(blocks: np.ndarray, bounds: np.ndarray) -> np.ndarray:
 
 def pagerank_asap(
     client: Client,
-    graph: LocalGraph | DaskGraph,
+    graph: LocalGraph | DaskGraph | EdgeListGraph,
     *,
     damping: float,
     teleport: np.ndarray,
@@ -242,7 +251,7 @@ def pagerank_asap(
     Parameters
     ----------
     client : distributed.Client
-    graph : LocalGraph or DaskGraph
+    graph : LocalGraph, DaskGraph or EdgeListGraph
         Validated adjacency; cut into one target block per worker.
     damping : float
         In (0, 1).
@@ -271,7 +280,7 @@ def pagerank_asap(
     AsapError, AsapTimeoutError
         From the engine: a worker failed, left, or made no progress.
     TimeoutError
-        If the target blocks of a dask array are not built within
+        If the target blocks of a dask array or edge list are not built within
         ``quorum.setup-timeout``.
     """
     started = time()
@@ -281,9 +290,10 @@ def pagerank_asap(
     bounds = graph.target_bounds(n)
     futures = []
     try:
-        if isinstance(graph, DaskGraph):
+        if isinstance(graph, (DaskGraph, EdgeListGraph)):  # built on the workers
             futures = graph.target_blocks(n, workers)
-            payloads: list[Any] = [InMemory(f.key) for f in _built(futures)]
+            with client.as_current():  # distributed.wait (in _built) waits through the current client
+                payloads: list[Any] = [InMemory(f.key) for f in _built(futures)]
         else:
             payloads = graph.target_blocks(n)
         builder = BlockRankBuilder(float(damping), bounds, teleport, graph.dangling, int(staleness), keep_params)

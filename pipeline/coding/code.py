@@ -21,7 +21,7 @@ re-placing only the replicas that moved.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from numbers import Integral
 
 import numpy as np
@@ -56,13 +56,25 @@ class GradientCode:
         true for ``sync``, ``frc``, ``cyclic`` and ``heterogeneous``, and
         for every scheme with ``redundancy == 1`` (then all workers are
         waited for).
+    stragglers : int, optional
+        How many of the slowest workers a round may ignore, when not
+        ``redundancy - 1``: an approximate ``heterogeneous`` code ignores
+        every likely straggler (:mod:`~dask_quorum.pipeline.coding.rotation`).
+        In ``[0, n_workers - 1]``.
+    unbiased : bool, default=False
+        Scale the least-squares weights so that the decoded weights of the
+        partitions add up to ``k`` (:func:`~dask_quorum.pipeline.coding.decoded_weights`
+        with ``total=k``): a rotation of the assignment then makes the
+        decoded sum unbiased over its period.  No change where decoding is
+        exact.
 
     Attributes
     ----------
     n_workers, n_partitions : int
         Shape of ``B``.
     n_stragglers : int
-        How many of the slowest workers a round may ignore.
+        How many of the slowest workers a round may ignore
+        (``stragglers``, by default ``redundancy - 1``).
     min_responders : int
         ``n_workers - n_stragglers``: a round never needs more answers.
     """
@@ -71,6 +83,8 @@ class GradientCode:
     B: NDArray[np.float64]
     redundancy: int
     exact: bool
+    stragglers: int | None = None
+    unbiased: bool = False
 
     def __post_init__(self) -> None:
         B = np.array(self.B, dtype=np.float64)
@@ -79,6 +93,10 @@ class GradientCode:
         if not 1 <= self.redundancy <= B.shape[0]:
             raise ValueError(
                 f"redundancy must be in [1, n_workers={B.shape[0]}], got {self.redundancy}"
+            )
+        if self.stragglers is not None and not 0 <= self.stragglers < B.shape[0]:
+            raise ValueError(
+                f"stragglers must be in [0, n_workers - 1 = {B.shape[0] - 1}], got {self.stragglers}"
             )
         B.flags.writeable = False
         object.__setattr__(self, "B", B)
@@ -93,7 +111,7 @@ class GradientCode:
 
     @property
     def n_stragglers(self) -> int:
-        return self.redundancy - 1
+        return self.redundancy - 1 if self.stragglers is None else int(self.stragglers)
 
     @property
     def min_responders(self) -> int:
@@ -103,7 +121,9 @@ class GradientCode:
         return (
             f"GradientCode(scheme={self.scheme!r}, n_workers={self.n_workers}, "
             f"n_partitions={self.n_partitions}, redundancy={self.redundancy}, "
-            f"n_stragglers={self.n_stragglers}, exact={self.exact})"
+            f"n_stragglers={self.n_stragglers}, exact={self.exact}"
+            + (", unbiased=True" if self.unbiased else "")
+            + ")"
         )
 
     def rotated(self, shift: int) -> GradientCode:
@@ -145,7 +165,7 @@ class GradientCode:
         if isinstance(shift, (bool, np.bool_)) or not isinstance(shift, Integral):
             raise ValueError(f"shift must be an integer, got {shift!r}")
         B = np.roll(self.B, int(shift) % self.n_partitions, axis=1)
-        return GradientCode(scheme=self.scheme, B=B, redundancy=self.redundancy, exact=self.exact)
+        return replace(self, B=B)
 
     def assignment(self, worker: int) -> NDArray[np.intp]:
         """Partition indices held by ``worker`` (nonzero columns of its row)."""
@@ -172,7 +192,8 @@ class GradientCode:
             ``sync`` and ``uncoded`` use the "ignore stragglers" estimator,
             ``k`` over the number of partitions the responders hold for
             every responder (``k / |S|`` when ``B = I``); the other schemes use the
-            minimum-norm least-squares solution of ``B_S^T a = 1``.
+            minimum-norm least-squares solution of ``B_S^T a = 1``, scaled
+            so that ``B_S^T a`` adds up to ``k`` when ``unbiased``.
 
         Raises
         ------
@@ -207,7 +228,14 @@ class GradientCode:
             held = int(np.count_nonzero(self.B[idx].any(axis=0)))
             return np.full(idx.size, self.n_partitions / max(held, 1))
         ones = np.ones(self.n_partitions)
-        return np.linalg.lstsq(self.B[idx].T, ones, rcond=None)[0]
+        a = np.linalg.lstsq(self.B[idx].T, ones, rcond=None)[0]
+        if self.unbiased:
+            # min ||B_S^T a - 1|| subject to 1^T B_S^T a = k is the plain
+            # least-squares solution scaled by k / 1^T B_S^T a (see rotation.py)
+            total = float(np.sum(self.B[idx].T @ a))
+            if total > EXACT_TOL:
+                a = a * (self.n_partitions / total)
+        return a
 
     def _responder_indices(self, responders: ArrayLike) -> NDArray[np.intp]:
         arr = np.asarray(responders)

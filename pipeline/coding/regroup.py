@@ -22,6 +22,8 @@ Pure NumPy; the Dask side is :mod:`~dask_quorum.pipeline.engine.session`.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -98,12 +100,17 @@ def expand(code: GradientCode, groups: list[NDArray[np.intp]], n_partitions: int
     Returns
     -------
     GradientCode
-        Same scheme, redundancy and exactness, shape ``(code.n_workers, k)``.
+        Same scheme, redundancy, exactness, stragglers and decoder, shape
+        ``(code.n_workers, k)``.  A code whose columns already are the
+        ``k`` partitions (a ``heterogeneous`` code built with
+        ``n_partitions=k``) is returned as is.
     """
+    if code.n_partitions == n_partitions and len(groups) != n_partitions:
+        return code
     if code.n_partitions != len(groups):
         raise ValueError(f"the code has {code.n_partitions} columns for {len(groups)} groups")
     g = group_index(groups, n_partitions)
-    return GradientCode(scheme=code.scheme, B=code.B[:, g], redundancy=code.redundancy, exact=code.exact)
+    return replace(code, B=code.B[:, g])
 
 
 def regroup(code: GradientCode, held: np.ndarray) -> list[NDArray[np.intp]]:

@@ -36,10 +36,13 @@ def make_code(
     straggle_probs: ArrayLike | None = None,
     random_state: Any = None,
     max_load: int | None = None,
+    approximate: bool = False,
+    n_partitions: int | None = None,
 ) -> GradientCode:
     """Build the gradient code of ``scheme`` for ``n_workers`` workers.
 
-    Every scheme here uses ``n_partitions == n_workers``.
+    Every scheme here uses ``n_partitions == n_workers`` except
+    ``heterogeneous``, which may spread ``n_partitions`` partitions.
 
     Parameters
     ----------
@@ -80,7 +83,25 @@ def make_code(
         Must be at least ``redundancy``; ``max_load == redundancy`` gives
         every worker ``redundancy`` partitions, placed by reliability.
         :func:`~dask_quorum.pipeline.planning.shape_heterogeneous` picks it
-        by simulating a fitted straggler model.
+        by simulating a fitted straggler model.  With ``n_partitions`` above
+        ``n_workers`` it may be below ``redundancy * k / n``: it then binds
+        the reliable workers and the likely stragglers share the remaining
+        replicas evenly (see Notes).
+    n_partitions : int, optional
+        ``heterogeneous`` only: the number of partitions ``k`` (default
+        ``n_workers``).  More partitions than workers give fractional
+        loads in units of ``n / k`` of a worker's share, so that the
+        reliable workers can cover every partition with loads near
+        ``k / n_reliable`` each.
+    approximate : bool, default=False
+        ``heterogeneous`` only: decode from the reliable workers
+        (``straggle_probs < 0.5``) without waiting for the others, even
+        when they do not hold every partition: the code ignores
+        ``n - n_reliable`` stragglers (at least ``redundancy - 1``), is not
+        exact, and its decoder is ``unbiased`` (decoded weights add up to
+        ``k``), so that rotating it
+        (:class:`~dask_quorum.pipeline.coding.Rotation`) makes the decoded
+        sum unbiased over a period.
 
     Returns
     -------
@@ -98,7 +119,8 @@ def make_code(
         ``heterogeneous`` or given for another scheme; ``straggle_probs``
         not of shape ``(n_workers,)``, not finite or outside ``[0, 1)``;
         ``max_load`` given for another scheme, not an integer or outside
-        ``[redundancy, n_workers]``.
+        ``[redundancy, n_workers]``; ``approximate`` given for another
+        scheme.
 
     Notes
     -----
@@ -113,6 +135,21 @@ def make_code(
     drawn from ``random_state``.  Loads are therefore monotone: a worker
     with a smaller ``p`` never holds fewer partitions than one with a larger
     ``p``.
+
+    With ``k = n_partitions > n`` partitions the same rule gives loads in
+    steps of ``1 / c`` of a worker's share (``c = k / n``).  A bound
+    ``L < r k / n`` cannot hold every replica when it binds every worker;
+    it then binds the reliable workers only, and the likely stragglers
+    hold ``L_s = max(L, ceil((r k - L n_R) / n_S))`` each (at most ``k``).
+    That is the point of more partitions: with 12 reliable workers of 16,
+    ``r = 2`` and ``k = 48``, ``L = 4`` lets the reliable workers cover
+    every partition once at 4/3 of a share each while the 4 stragglers hold
+    the second copies (12 each), which a round does not wait for.  The
+    loads are chosen among such bounds by simulating the fitted model
+    (:func:`~dask_quorum.pipeline.planning.shape_heterogeneous`): expected
+    throughput decides, and a lower reliable load pays only if the
+    simulated rounds, transient slowdowns of reliable workers included,
+    get faster.
 
     Heterogeneous placement.  Workers are sorted by increasing ``p`` (random
     order among equal ``p``) and the sequence of ``redundancy * k`` replicas
@@ -131,11 +168,18 @@ def make_code(
     ``redundancy == 1``, where ``B = I``) the code is built anyway, best
     effort: exactly ``max(0, k - L)`` partitions, ``L`` the replicas on
     reliable workers, have only likely stragglers as holders, the fewest
-    possible.  Rotation
+    possible; ``approximate=True`` then decodes them approximately from the
+    reliable workers.  Rotation
     (:meth:`~dask_quorum.pipeline.coding.GradientCode.rotated`) then keeps
     these partitions from being the same ones all the time.
 
-    Heterogeneous coefficients.  Every partition has exactly ``s + 1``
+    Heterogeneous coefficients.  When the support is made of blocks (any
+    two workers that share a partition hold the same partitions, as with
+    equal loads ``max_load == redundancy`` dividing ``n``), coefficients
+    are 0/1 and one answer per block decodes: the reliable workers come
+    first in the placement, so each likely straggler shares its block with
+    reliable workers, and a reliable worker whose block has another
+    reliable holder may be late at no cost.  Otherwise every partition has exactly ``s + 1``
     holders (``s = redundancy - 1``), so the construction of Wang, Liu &
     Shroff (heterogeneity-aware gradient coding, ICDCS 2019) applies: take
     ``C`` (``n x (n - s)``) whose every ``n - s`` rows are independent and
@@ -196,13 +240,26 @@ def make_code(
         if straggle_probs is None:
             raise ValueError("scheme='heterogeneous' needs straggle_probs, one per worker")
         probs = check_probs(straggle_probs, n)
-        cap = n if max_load is None else check_count(max_load, "max_load")
-        if not r <= cap <= n:
+        k = n if n_partitions is None else check_count(n_partitions, "n_partitions")
+        if k < n:
+            raise ValueError(f"n_partitions must be >= n_workers={n}, got {k}")
+        cap = k if max_load is None else check_count(max_load, "max_load")
+        low = r if k == n else 1
+        if not low <= cap <= k:
             raise ValueError(
-                f"max_load must be in [redundancy={r}, n_workers={n}], got {max_load!r}"
+                f"max_load must be in [{'redundancy=' if k == n else ''}{low}, "
+                f"{'n_workers' if k == n else 'n_partitions'}={k}], got {max_load!r}"
             )
+        heterogeneous.load_bounds(probs, r, cap, k)  # raises when r k replicas do not fit
     else:
-        for name, value in (("straggle_probs", straggle_probs), ("max_load", max_load)):
+        if approximate:
+            raise ValueError(
+                f"approximate is only used by the heterogeneity-aware scheme 'heterogeneous'; "
+                f"scheme={scheme!r} does not use it"
+            )
+        for name, value in (
+            ("straggle_probs", straggle_probs), ("max_load", max_load), ("n_partitions", n_partitions)
+        ):
             if value is None:
                 continue
             if name == "straggle_probs":
@@ -212,7 +269,7 @@ def make_code(
                 f"scheme={scheme!r} does not use it"
             )
     if scheme in ("sync", "uncoded") or r == 1:
-        B = np.eye(n)
+        B = np.eye(n) if scheme != "heterogeneous" else (np.arange(k) * n // k == np.arange(n)[:, None]) * 1.0
     elif scheme == "frc":
         B = np.kron(np.eye(n // r), np.ones((r, r)))
     elif scheme == "cyclic":
@@ -224,12 +281,19 @@ def make_code(
 
             rng = check_random_state(rng)
         if scheme == "heterogeneous":
-            support, cover = heterogeneous.support_and_cover(probs, r, cap, rng)
+            support, cover = heterogeneous.support_and_cover(probs, r, cap, rng, k)
             B = heterogeneous.coefficients(support, r - 1, cover)
         else:
             B = _random_regular_bipartite(n, r, rng) / r
     exact = scheme in _EXACT_SCHEMES or r == 1
-    code = GradientCode(scheme=scheme, B=B, redundancy=r, exact=exact)
+    stragglers = None
+    if approximate:
+        reliable = heterogeneous.reliable_workers(probs).size
+        stragglers = max(r - 1, n - max(reliable, 1))
+        exact = stragglers == r - 1 and exact
+    code = GradientCode(
+        scheme=scheme, B=B, redundancy=r, exact=exact, stragglers=stragglers, unbiased=approximate
+    )
     logger.debug("built %r", code)
     return code
 

@@ -1,16 +1,29 @@
 """Online adaptation: re-fit the straggler model as a fit runs and re-encode.
 
+Until a straggler model exists both adaptive schemes run the best exact
+uniform code for the fit's redundancy (:func:`initial_code`: fractional
+repetition when the redundancy divides the workers, cyclic repetition
+otherwise): no approximate first rounds, and nothing placed by guesses
+about who is slow.
+
 Every ``quorum.adapt.every`` rounds the adapter reads this session's round
 tasks from the latency recorder, fits a straggler model on the most recent
-``quorum.adapt.window`` rounds, and, when the model changed materially:
+``quorum.adapt.window`` rounds, and, when the model changed materially,
+asks :func:`choose_code`:
 
 * ``heterogeneous``: rebuilds the heterogeneity-aware code from the fitted
-  straggle probabilities (:func:`smoothed_probs`): the most reliable
-  workers take the first replicas, and load moves from likely stragglers to
+  straggle probabilities (:func:`smoothed_probs`): the reliable workers
+  take the first replicas, so that they cover every partition and decode
+  without the likely stragglers, and load moves from likely stragglers to
   them as far as rounds simulated from the model say it pays
-  (:func:`~dask_quorum.pipeline.planning.shape_heterogeneous`); the new code
-  replaces the current one when its simulated rounds are faster by more
-  than ``quorum.adapt.min-gain``;
+  (:func:`~dask_quorum.pipeline.planning.shape_heterogeneous`). When the
+  redundancy is too small for the reliable workers to hold every partition
+  (and waiting for the stragglers is slower), the code decodes
+  approximately from them and the adapter rotates it between rounds
+  (:class:`~dask_quorum.pipeline.coding.Rotation`), so that the decoded sum
+  is unbiased over the rotation's period. The new code replaces the
+  current one when its simulated rounds are faster by more than
+  ``quorum.adapt.min-gain``;
 * ``auto``: asks :func:`~dask_quorum.pipeline.planning.plan` which scheme is
   fastest for the fitted cluster and switches when the expected round time
   improves by more than ``quorum.adapt.min-gain``.
@@ -33,7 +46,14 @@ import scipy.stats
 
 from dask_quorum import config
 
-from ..coding import GradientCode, make_code
+from ..coding import (
+    MOVE_BUDGET,
+    GradientCode,
+    Rotation,
+    block_size,
+    choose_hold,
+    make_code,
+)
 from ..planning import plan, shape_heterogeneous, simulate
 from ..recorder import attach, latencies
 from ..stragglers import (
@@ -56,23 +76,31 @@ SIMULATED_ROUNDS = 100
 AUTO_CANDIDATES = ("sync", "frc", "cyclic", "heterogeneous")
 
 
-def initial_code(scheme: str, n_workers: int, redundancy: int, random_state: Any) -> GradientCode:
-    """The code an adaptive fit starts with, before any latency is known.
+def uniform_code(n_workers: int, redundancy: int) -> GradientCode:
+    """The best exact code with equal loads: ``frc`` if ``redundancy`` divides ``n_workers``, else ``cyclic``.
 
-    ``auto`` starts synchronous (no extra work when nobody straggles);
-    ``heterogeneous`` starts with equal straggle probabilities (equal loads).
+    Both decode exactly from any ``n - redundancy + 1`` workers; fractional
+    repetition also from many larger straggler sets (one answer per group)
+    and needs no least squares. The redundancy is clipped to ``n_workers``
+    (after workers are lost); with redundancy 1 the code is ``sync``.
     """
-    if scheme == "auto":
+    r = max(1, min(int(redundancy), int(n_workers)))
+    if r == 1:
         return make_code("sync", n_workers)
-    if scheme == "heterogeneous":
-        return make_code(
-            "heterogeneous",
-            n_workers,
-            redundancy=redundancy,
-            straggle_probs=np.full(n_workers, 0.05),
-            random_state=random_state,
-        )
-    raise ValueError(f"scheme must be one of {ADAPTIVE_SCHEMES}, got {scheme!r}")
+    return make_code("frc" if n_workers % r == 0 else "cyclic", n_workers, redundancy=r)
+
+
+def initial_code(scheme: str, n_workers: int, redundancy: int, random_state: Any) -> GradientCode:
+    """The code an adaptive fit starts with, before any straggler model exists.
+
+    Both ``auto`` and ``heterogeneous`` start with :func:`uniform_code`:
+    exact whoever the ``redundancy - 1`` stragglers are, and with no
+    approximate first rounds. ``random_state`` is accepted for the
+    ``code_factory`` signature; the uniform codes are deterministic.
+    """
+    if scheme not in ADAPTIVE_SCHEMES:
+        raise ValueError(f"scheme must be one of {ADAPTIVE_SCHEMES}, got {scheme!r}")
+    return uniform_code(n_workers, redundancy)
 
 
 def effective_units(compute: np.ndarray, units: np.ndarray, *, max_points: int = 400) -> np.ndarray:
@@ -190,6 +218,10 @@ class OnlineAdapter:
         Re-fit every ``every`` rounds on the last ``window`` rounds
         (defaults ``quorum.adapt.every`` and ``quorum.adapt.window``); the
         first re-fit comes after ``quorum.adapt.first`` rounds.
+    move_budget : float, default=MOVE_BUDGET
+        Share of the replicas the rotation of an approximate code moves per
+        round on average (:func:`~dask_quorum.pipeline.coding.choose_hold`):
+        1 rotates every round.
 
     Attributes
     ----------
@@ -199,6 +231,9 @@ class OnlineAdapter:
         factor ``quorum.adapt.tolerance`` since the current code was built.
     switches : list of tuple
         ``(round, scheme)`` for every re-encoding.
+    rotation : Rotation or None
+        The rotation of the current code when it decodes approximately
+        (its ``base`` is the code chosen); None for an exact code.
     """
 
     def __init__(
@@ -210,6 +245,7 @@ class OnlineAdapter:
         random_state: Any,
         every: int | None = None,
         window: int | None = None,
+        move_budget: float = MOVE_BUDGET,
     ) -> None:
         if scheme not in ADAPTIVE_SCHEMES:
             raise ValueError(f"scheme must be one of {ADAPTIVE_SCHEMES}, got {scheme!r}")
@@ -231,6 +267,10 @@ class OnlineAdapter:
         self._states = np.zeros(len(session.workers), dtype=bool)
         self._probs: np.ndarray | None = None
         self.switches: list[tuple[int, str]] = []
+        self.rotation: Rotation | None = None
+        self.move_budget = float(move_budget)
+        self._rotation_start = 0
+        self._rotated: GradientCode | None = None  # the code the rotation last set
         attach(session.client)
         # Recorder cursors at the last few re-fits: reading from the oldest
         # keeps each read to about ``window`` rounds of rows.
@@ -257,66 +297,152 @@ class OnlineAdapter:
         return model
 
     def after_round(self, index: int) -> None:
-        """Call after round ``index``; re-fits after ``first`` rounds, then every ``every``."""
+        """Call after round ``index``; re-fits after ``first`` rounds, then every ``every``.
+
+        Between re-fits, an approximate code is rotated by its
+        :attr:`rotation` (one step every ``rotation.hold`` rounds).
+        """
         done = index + 1
         if done < self.first or (done - self.first) % self.every:
+            self._rotate(done)
             return
+        if not self._refit(index):
+            self._rotate(done)
+
+    def _rotate(self, done: int) -> None:
+        """Re-encode by the rotation's next step when one is due before round ``done``."""
+        rot = self.rotation
+        if rot is None or self.session.code is not self._rotated:
+            self.rotation = None  # none, or the session re-planned after a change of workers
+            return
+        t = done - self._rotation_start
+        if t <= 0 or t % rot.hold:
+            return
+        self._rotated = rot.code_at(t)
+        moved = self.session.reencode(self._rotated)
+        logger.debug("round %d: rotated by %d, %d replicas moved", done, rot.shift_at(t), moved)
+
+    def _refit(self, index: int) -> bool:
+        """Re-fit the model and re-encode if it pays; whether the code was replaced."""
         try:
             model = self._fit()
         except ValueError as exc:  # too little data for a model yet
             logger.debug("no straggler model after round %d: %s", index, exc)
-            return
+            return False
         if model is None or list(model.workers) != list(self.session.workers):
-            return
+            return False
         self.model = model
         probs = smoothed_probs(model)
         if self._probs is not None and len(self._probs) != len(probs):
             self._probs = None  # the session's workers changed: start afresh
         if self._probs is not None and not loads_moved(self._probs, probs, self.tol):
-            return
+            return False
         code = self._choose(model, probs)
         self._probs = probs
-        current = self.session.code
+        current = self.session.code if self.rotation is None else self.rotation.base
         if code is None or (code.scheme == current.scheme and np.array_equal(code.B, current.B)):
-            return
+            return False
         self.session.reencode(code)
         self.switches.append((index + 1, code.scheme))
-        logger.info("round %d: re-encoded as %s for %s", index + 1, code.scheme, model.slow_workers())
+        self.rotation = None
+        if not code.exact:
+            step = block_size(code)
+            self.rotation = Rotation(code, step=step, hold=choose_hold(code, step, budget=self.move_budget))
+            self._rotation_start = index + 1
+            self._rotated = self.session.code
+        logger.info(
+            "round %d: re-encoded as %s for %s%s", index + 1, code.scheme, model.slow_workers(),
+            f", rotated every {self.rotation.hold} rounds" if self.rotation else "",
+        )
+        return True
 
     def _choose(self, model: StragglerModel, probs: np.ndarray) -> GradientCode | None:
-        """The code to switch to, or None when none beats the current one materially.
+        """The code to switch to, or None when none beats the current one materially."""
+        return choose_code(
+            self.scheme,
+            model,
+            self._states,
+            probs=probs,
+            redundancy=self.redundancy,
+            horizon=self.every,
+            current=self.session.code,
+            units=self.session.mean_units(),
+            n_partitions=self.session.n_partitions,
+            error_tol=self.error_tol,
+            min_gain=self.min_gain,
+            random_state=self.random_state,
+        )
 
-        Candidates and the current code are simulated on the same forecast
-        rounds (:class:`Forecast`); a candidate must be faster by more than
-        ``quorum.adapt.min-gain``, so that re-ordering equally loaded workers
-        after small changes of ``p`` moves no data for nothing.
-        """
-        units = self.session.mean_units()
-        forecast = Forecast(model, self._states, self.every)
-        # plan() draws its sample the same way, so both see the same rounds
-        sampled = forecast.sample(SIMULATED_ROUNDS, random_state=self.random_state)
-        if self.scheme == "heterogeneous":
-            code, run = shape_heterogeneous(
-                probs,
-                sampled,
-                redundancy=self.redundancy,
-                random_state=self.random_state,
-                rows_per_partition=units,
-            )
-            expected = run.mean_time
-        else:
-            result = plan(
-                forecast,
-                schemes=AUTO_CANDIDATES,
-                redundancy=self.redundancy,
-                n_rounds=SIMULATED_ROUNDS,
-                error_tol=self.error_tol,
-                random_state=self.random_state,
-                rows_per_partition=units,
-            )
-            code = result.codes[result.recommended]
-            expected = float(result.table.loc[result.recommended, "mean_time"])
-        now = simulate(self.session.code, sampled, rows_per_partition=units).mean_time
-        if expected > (1 - self.min_gain) * now:
-            return None
-        return code
+
+def choose_code(
+    scheme: str,
+    model: StragglerModel,
+    states: np.ndarray,
+    *,
+    redundancy: int,
+    horizon: int,
+    current: GradientCode,
+    probs: np.ndarray | None = None,
+    units: float = 1.0,
+    n_partitions: int | None = None,
+    error_tol: float = 1e-9,
+    min_gain: float = 0.1,
+    random_state: int = 0,
+) -> GradientCode | None:
+    """The code an adaptive scheme switches to for a fitted model, or None to keep ``current``.
+
+    Candidates and ``current`` are simulated on the same forecast rounds
+    (:class:`Forecast`, ``horizon`` rounds from the workers' ``states``); a
+    candidate must be faster by more than ``min_gain``, so that
+    re-ordering equally loaded workers after small changes of ``p`` moves
+    no data for nothing.
+
+    * ``heterogeneous``:
+      :func:`~dask_quorum.pipeline.planning.shape_heterogeneous` on
+      ``probs`` (default :func:`smoothed_probs`), approximate codes allowed
+      where the reliable workers cannot hold every partition (the adapter
+      rotates those), over ``n_partitions`` partitions (default one per
+      worker; ``units`` stays the rows of one worker's share, ``n / k``
+      partitions' worth).
+    * ``auto``: :func:`~dask_quorum.pipeline.planning.plan` over
+      :data:`AUTO_CANDIDATES` with ``error_tol``: it picks
+      ``heterogeneous`` when persistent stragglers are more than the
+      redundancy lets a uniform code ignore (the reliable workers then
+      cover every partition and decode alone), and ``sync`` (the cheapest
+      of ties) when nobody straggles.
+    """
+    probs = smoothed_probs(model) if probs is None else probs
+    forecast = Forecast(model, states, horizon)
+    # plan() draws its sample the same way, so both see the same rounds
+    sampled = forecast.sample(SIMULATED_ROUNDS, random_state=random_state)
+    if scheme == "heterogeneous":
+        code, run = shape_heterogeneous(
+            probs,
+            sampled,
+            redundancy=redundancy,
+            random_state=random_state,
+            rows_per_partition=units * model.n_workers / (n_partitions or model.n_workers),
+            approximate=True,
+            n_partitions=n_partitions,
+        )
+        expected = run.mean_time
+    elif scheme == "auto":
+        result = plan(
+            forecast,
+            schemes=AUTO_CANDIDATES,
+            redundancy=redundancy,
+            n_rounds=SIMULATED_ROUNDS,
+            error_tol=error_tol,
+            random_state=random_state,
+            rows_per_partition=units,
+        )
+        code = result.codes[result.recommended]
+        expected = float(result.table.loc[result.recommended, "mean_time"])
+    else:
+        raise ValueError(f"scheme must be one of {ADAPTIVE_SCHEMES}, got {scheme!r}")
+    now = simulate(
+        current, sampled, rows_per_partition=units * current.n_workers / current.n_partitions
+    ).mean_time
+    if expected > (1 - min_gain) * now:
+        return None
+    return code

@@ -1,11 +1,16 @@
 """Fitting by coded rounds: place row partitions, optimise, record history.
 
 This is the one entry point the estimators use; everything that talks to
-Dask during a fit happens below it.
+Dask during a fit happens below it. The rows come either from the driver
+(NumPy, SciPy: split by :func:`row_partitions` and scattered) or from a
+dask collection: then ``X`` is anything with a ``partition_source(client,
+n_partitions)`` method (:class:`~dask_quorum.pipeline.data.DaskRows`) and
+the partitions are built on the workers, with the same bounds.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,10 +30,23 @@ from .solver import SolverResult, lbfgs
 logger = logging.getLogger(__name__)
 
 
-def row_partitions(X: Any, y: np.ndarray, n_partitions: int) -> list[tuple[Any, np.ndarray]]:
-    """Split ``(X, y)`` into ``n_partitions`` contiguous row blocks (some may be empty)."""
+def row_partitions(
+    X: Any, y: np.ndarray, n_partitions: int, sample_weight: np.ndarray | None = None
+) -> list[tuple[Any, ...]]:
+    """Split ``(X, y)`` (and ``sample_weight``) into ``n_partitions`` contiguous row blocks.
+
+    Some may be empty. Blocks are ``(X_j, y_j)``, or ``(X_j, y_j, w_j)``
+    with weights.
+    """
     bounds = np.linspace(0, X.shape[0], n_partitions + 1).round().astype(int)
-    return [(X[a:b], y[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    if sample_weight is None:
+        return [(X[a:b], y[a:b]) for a, b in itertools.pairwise(bounds)]
+    return [(X[a:b], y[a:b], sample_weight[a:b]) for a, b in itertools.pairwise(bounds)]
+
+
+def on_cluster(X: Any) -> bool:
+    """Whether ``X`` stands for rows that live on the cluster (it has ``partition_source``)."""
+    return callable(getattr(X, "partition_source", None))
 
 
 def round_bytes(record: Any, n_workers: int, params_bytes: int, result_bytes: int) -> int:
@@ -55,7 +73,7 @@ class RoundsFit:
 def fit_by_rounds(
     client: Client,
     X: Any,
-    y: np.ndarray,
+    y: np.ndarray | None,
     partial: Callable[[np.ndarray, Any], np.ndarray],
     objective: Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]],
     x0: np.ndarray,
@@ -65,6 +83,7 @@ def fit_by_rounds(
     random_state: Any,
     max_iter: int,
     tol: float,
+    sample_weight: np.ndarray | None = None,
 ) -> RoundsFit:
     """Minimise a sum-over-rows objective with coded rounds on ``client``.
 
@@ -72,10 +91,16 @@ def fit_by_rounds(
     ----------
     client : distributed.Client
     X, y : array-like
-        Rows to split into one partition per worker.
+        Rows to split into one partition per worker. Or ``X`` is rows on
+        the cluster (:class:`~dask_quorum.pipeline.data.DaskRows`, from
+        :func:`~dask_quorum.pipeline.data.check_dask_input`) and ``y`` is
+        None: the partitions are computed on the workers and their replicas
+        copied worker to worker (lost ones from a surviving replica, else
+        recomputed from the collection's graph); no row reaches the client.
     partial : callable
-        ``partial(x, (X_j, y_j)) -> ndarray``, run on the workers; its sum
-        over partitions is what each round decodes.
+        ``partial(x, (X_j, y_j)) -> ndarray`` (``(X_j, y_j, w_j)`` with
+        weights), run on the workers; its sum over partitions is what each
+        round decodes.
     objective : callable
         ``objective(x, total) -> (value, gradient)``, run on the driver.
     x0 : ndarray
@@ -87,6 +112,9 @@ def fit_by_rounds(
         (:class:`~dask_quorum.pipeline.engine.OnlineAdapter`).
     max_iter, tol
         Passed to :func:`~dask_quorum.pipeline.engine.lbfgs`.
+    sample_weight : ndarray of shape (n_samples,), optional
+        Weights of the rows of an array ``X`` (the partitions then carry
+        ``w_j``); rows on the cluster carry their own.
     """
     keep_params = bool(config.get("history.keep-params"))
     started = perf_counter()
@@ -95,8 +123,12 @@ def fit_by_rounds(
     with CodedSession(
         client, scheme=scheme, redundancy=redundancy, random_state=random_state, code_factory=factory
     ) as session:
-        parts = row_partitions(X, y, session.n_partitions)
-        session.place(parts, units=[p[0].shape[0] for p in parts])
+        if on_cluster(X):
+            source = X.partition_source(client, session.n_partitions)
+            session.place(source, units=source.units)
+        else:
+            parts = row_partitions(X, y, session.n_partitions, sample_weight)
+            session.place(parts, units=[p[0].shape[0] for p in parts])
         adapter = (
             OnlineAdapter(session, scheme=scheme, redundancy=redundancy, random_state=random_state)
             if adaptive

@@ -7,13 +7,19 @@ the redundancy the code relies on survives.
 
 Replicas are tracked by worker address, so that when the workers change
 (one is lost, one joins) the replicas a worker already holds stay in place
-and only the missing ones are placed, from the source partitions.
+and only the missing ones are placed. Where a new replica comes from is the
+job of a :class:`PartitionSource`: payloads held by the driver are
+scattered from it (:class:`DriverPartitions`, what a plain sequence of
+payloads becomes); partitions of a dask collection are copied worker to
+worker from a live replica, or recomputed from the collection's graph when
+none survives (:class:`~dask_quorum.pipeline.data.CollectionPartitions`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,6 +32,84 @@ from .membership import check_client
 logger = logging.getLogger(__name__)
 
 
+class PartitionSource(ABC):
+    """Where the replicas of ``len(source)`` partitions come from.
+
+    :class:`Placement` asks its source for every replica it places, passing
+    the replicas of the same partitions that are still in memory elsewhere,
+    so that a source may copy one of those instead of starting afresh.
+    """
+
+    @abstractmethod
+    def __len__(self) -> int:
+        """The number of partitions."""
+
+    @abstractmethod
+    def replicas(
+        self,
+        client: Client,
+        address: str,
+        indices: Sequence[int],
+        live: Mapping[int, Sequence[tuple[str, Future]]],
+        timeout: float,
+    ) -> list[Future]:
+        """New replicas of partitions ``indices`` on worker ``address``, each under a key of its own.
+
+        Parameters
+        ----------
+        client : distributed.Client
+        address : str
+            The worker that holds the replicas.
+        indices : sequence of int
+            Partitions to place there.
+        live : mapping of int to sequence of (str, Future)
+            Replicas of those partitions in memory on other workers now,
+            with the worker holding each.
+        timeout : float
+            Seconds until the replicas must be in memory.
+
+        Returns
+        -------
+        list of Future
+            In the order of ``indices``, all finished.
+        """
+
+    def placed(self) -> None:
+        """Called once every worker holds its replicas (a source may let go of its own copies)."""
+
+    def release(self) -> None:
+        """Let go of whatever the source holds on the cluster."""
+
+
+class DriverPartitions(PartitionSource):
+    """Payloads held by the driver (or Futures of data already on the cluster).
+
+    Plain payloads are scattered from the driver to each worker; Futures
+    are copied worker to worker (:func:`copy_futures`).
+    """
+
+    def __init__(self, payloads: Sequence[Any]) -> None:
+        self.payloads = payloads
+
+    def __len__(self) -> int:
+        return len(self.payloads)
+
+    def replicas(
+        self,
+        client: Client,
+        address: str,
+        indices: Sequence[int],
+        live: Mapping[int, Sequence[tuple[str, Future]]],
+        timeout: float,
+    ) -> list[Future]:
+        payloads = [self.payloads[j] for j in indices]
+        if any(isinstance(p, Future) for p in payloads):
+            return copy_futures(client, payloads, address, timeout)
+        # hash=False: a fresh key per replica, even for equal payloads;
+        # scatter returns once the data is on the worker.
+        return client.scatter(payloads, workers=[address], hash=False, timeout=timeout)
+
+
 class Placement:
     """Replicas of the partitions, held on the workers ``B`` assigns them to.
 
@@ -36,10 +120,11 @@ class Placement:
         Worker addresses; worker ``i`` of the code runs on ``workers[i]``.
     B : ndarray of shape (n_workers, n_partitions)
         Encoding matrix: worker ``i`` holds partition ``j`` where ``B[i, j] != 0``.
-    partitions : sequence
+    partitions : sequence or PartitionSource
         One payload per partition (any picklable object, or all Futures of
-        data already on the cluster). Kept by reference so that
-        :meth:`update` can place replicas that move, onto any worker.
+        data already on the cluster), or a :class:`PartitionSource`. Kept
+        by reference so that :meth:`update` can place replicas that move,
+        onto any worker.
     timeout : float
         Seconds to wait for the data to land on the workers.
     units : sequence of float, optional
@@ -77,6 +162,7 @@ class Placement:
             )
         self.client = client
         self.workers = list(workers)
+        self.source = partitions if isinstance(partitions, PartitionSource) else DriverPartitions(partitions)
         self.partitions = partitions
         self._units = np.ones(len(partitions)) if units is None else np.asarray(units, dtype=float)
         self.timeout = timeout
@@ -168,19 +254,22 @@ class Placement:
         for pair in set(self._held) - wanted:
             self._held.pop(pair).release()
         self.workers, self.columns = workers, columns
+        self.source.placed()
         logger.debug("placed %d replicas (%d new) on %d workers", len(wanted), moved, n_workers)
         return moved
 
+    def live(self, indices: Sequence[int], besides: str = "") -> dict[int, list[tuple[str, Future]]]:
+        """``(worker, replica)`` of partitions ``indices`` in memory now (on workers other than ``besides``)."""
+        wanted = {int(j) for j in indices}
+        out: dict[int, list[tuple[str, Future]]] = {j: [] for j in wanted}
+        for (address, j), fut in self._held.items():
+            if j in wanted and address != besides and fut.status == "finished":
+                out[j].append((address, fut))
+        return out
+
     def _place(self, address: str, new: list[int]) -> list[Future]:
-        payloads = [self.partitions[j] for j in new]
         try:
-            if any(isinstance(p, Future) for p in payloads):
-                return copy_futures(self.client, payloads, address, self.timeout)
-            # hash=False: a fresh key per replica, even for equal payloads;
-            # scatter returns once the data is on the worker.
-            return self.client.scatter(
-                payloads, workers=[address], hash=False, timeout=self.timeout
-            )
+            return self.source.replicas(self.client, address, new, self.live(new, address), self.timeout)
         except (KeyError, TimeoutError, OSError) as exc:
             check_client(self.client, f"placing partitions on {address}")
             reason = "left the cluster" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
@@ -194,6 +283,7 @@ class Placement:
         held, self._held = self._held, {}
         for f in held.values():
             f.release()
+        self.source.release()
 
 
 def _replica(payload: Any) -> Any:
@@ -226,7 +316,11 @@ def wait_in_memory(futures: list[Future], timeout: float, what: str, hint: str =
         ``"<what> within <timeout> s<hint>"`` when they have not all finished in time.
     """
     try:
-        wait_futures(futures, timeout=timeout)
+        if futures:
+            # distributed.wait asks the current client: make it theirs (not
+            # necessarily the default one)
+            with futures[0].client.as_current():
+                wait_futures(futures, timeout=timeout)
     except TimeoutError as exc:
         raise TimeoutError(f"{what} within {timeout:g} s{hint}") from exc
     for f in futures:

@@ -44,7 +44,7 @@ from .membership import (
     membership_variables,
     scheduler_view,
 )
-from .placement import Placement
+from .placement import PartitionSource, Placement
 from .record import RoundRecord
 from .replan import (
     code_after_change,
@@ -152,6 +152,8 @@ class CodedSession:
         per_worker = int(config.get("faults.partitions-per-worker"))
         if per_worker < 1:
             raise ValueError(f"quorum.faults.partitions-per-worker must be >= 1, got {per_worker}")
+        if self.scheme in ("heterogeneous", "auto"):  # fractional loads need k > n (coding.make_code)
+            per_worker = max(per_worker, int(config.get("adapt.partitions-per-worker")))
         if self.code_factory is not None:
             self.code = self.code_factory(n)
         else:
@@ -201,13 +203,16 @@ class CodedSession:
             raise RuntimeError("enter the session first")
         return self._n_partitions
 
-    def place(self, partitions: Sequence[Any], units: Sequence[float] | None = None) -> None:
+    def place(self, partitions: Sequence[Any] | PartitionSource, units: Sequence[float] | None = None) -> None:
         """Place the partitions' replicas on the workers the code assigns them.
 
         Parameters
         ----------
-        partitions : sequence
-            :attr:`n_partitions` payloads. The session keeps them, to place
+        partitions : sequence or PartitionSource
+            :attr:`n_partitions` payloads, or a
+            :class:`~dask_quorum.pipeline.engine.placement.PartitionSource`
+            of as many partitions (the partitions of a dask collection,
+            built on the workers). The session keeps them, to place
             replicas again when workers are lost or join.
         units : sequence of float, optional
             Work units (rows) per partition, declared on the round tasks for

@@ -54,15 +54,15 @@ def check_square(shape: tuple[int, ...]) -> int:
     return int(shape[0])
 
 
-def _check_values(n_negative: int, n_nonfinite: int) -> None:
+def _check_values(n_negative: int, n_nonfinite: int, what: str = "the adjacency matrix") -> None:
     if n_nonfinite:
         raise ValueError(
-            f"the adjacency matrix has {n_nonfinite} NaN or infinite weights; "
+            f"{what} has {n_nonfinite} NaN or infinite weights; "
             "edge weights must be finite"
         )
     if n_negative:
         raise ValueError(
-            f"the adjacency matrix has {n_negative} negative weights; PageRank needs "
+            f"{what} has {n_negative} negative weights; PageRank needs "
             "non-negative edge weights"
         )
 
@@ -187,6 +187,26 @@ def _row_stats(weighted: bool, *cells: Any) -> tuple[tuple[np.ndarray, np.ndarra
     return (np.diff(A.indptr), np.asarray(A.sum(axis=1)).ravel(), n_negative, n_nonfinite), in_degree
 
 
+def _computed(client: Client, parts: list[Any], timeout: float, what: str) -> list[Any]:
+    """``parts`` (delayed) computed on the cluster and gathered; TimeoutError naming ``what`` after ``timeout`` s."""
+    futures = client.compute(parts)
+    try:
+        with client.as_current():  # distributed.wait waits through the current client
+            wait(futures, timeout=timeout)
+        return client.gather(futures)
+    except TimeoutError as exc:
+        raise TimeoutError(f"{what} did not finish within {timeout:g} s") from exc
+    finally:
+        client.cancel(futures)
+
+
+def _on_workers(client: Client, parts: list[Any], workers: list[str]) -> list[Future]:
+    """Futures of the delayed ``parts``, ``parts[b]`` computed on and kept by ``workers[b]``."""
+    if len(workers) != len(parts):
+        raise ValueError(f"{len(parts)} target blocks need as many workers, got {len(workers)}")
+    return [client.compute(p, workers=[w], allow_other_workers=False) for p, w in zip(parts, workers)]
+
+
 def _tree_sum(parts: list[Any]) -> Any:
     """A delayed sum of delayed arrays by pairs, so that no one task holds them all."""
     while len(parts) > 1:
@@ -285,16 +305,10 @@ class DaskGraph(_Graph):
         self._col_starts = np.concatenate([[0], np.cumsum(adjacency.chunks[1])]).astype(int)
         stats = [dask.delayed(_row_stats, pure=True, nout=2)(weighted, *row) for row in self._cells]
         # per row chunk: O(rows) statistics; the in-degrees (O(n) each) are summed on the workers
-        futures = client.compute([s[0] for s in stats] + [_tree_sum([s[1] for s in stats])])
-        try:
-            wait(futures, timeout=timeout)
-            *results, in_degree = client.gather(futures)
-        except TimeoutError as exc:
-            raise TimeoutError(
-                f"the pass over the adjacency's chunks did not finish within {timeout:g} s"
-            ) from exc
-        finally:
-            client.cancel(futures)
+        *results, in_degree = _computed(
+            client, [s[0] for s in stats] + [_tree_sum([s[1] for s in stats])], timeout,
+            "the pass over the adjacency's chunks",
+        )
         degree, weight, negative, nonfinite = zip(*results)
         _check_values(sum(negative), sum(nonfinite))
         self.out_degree = np.concatenate(degree)
@@ -325,16 +339,13 @@ class DaskGraph(_Graph):
         The out-weights go to the cluster once; every block reads, from each
         row chunk, the chunks that cover its columns.
         """
-        if len(workers) != n_blocks:
-            raise ValueError(f"{n_blocks} target blocks need as many workers, got {len(workers)}")
         bounds = self.target_bounds(n_blocks)
         weights = self.client.scatter(self.out_weight, broadcast=False)
-        futures = []
+        parts = []
         for b, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
             c0, c1 = _overlapping(self._col_starts, lo, hi)  # the column chunks of the block's columns
-            part = dask.delayed(_assemble_target, pure=True)(
+            parts.append(dask.delayed(_assemble_target, pure=True)(
                 b, n_blocks, int(lo), int(hi), int(self._col_starts[c0]), c1 - c0, self._row_starts,
                 weights, self.weighted, *self._cells[:, c0:c1].ravel().tolist(),
-            )
-            futures.append(self.client.compute(part, workers=[workers[b]], allow_other_workers=False))
-        return futures
+            ))
+        return _on_workers(self.client, parts, workers)

@@ -66,6 +66,7 @@ from dask_quorum import config
 
 from ..engine import ADAPTIVE_SCHEMES, CodedSession, OnlineAdapter, initial_code
 from .blocks import SourceBlock
+from .edges import EdgeListGraph
 from .graphs import DaskGraph, LocalGraph
 
 logger = logging.getLogger(__name__)
@@ -215,7 +216,7 @@ class PageRankFit:
 
 def pagerank_by_rounds(
     client: Client,
-    graph: LocalGraph | DaskGraph,
+    graph: LocalGraph | DaskGraph | EdgeListGraph,
     *,
     damping: float,
     teleport: np.ndarray,
@@ -230,7 +231,7 @@ def pagerank_by_rounds(
     Parameters
     ----------
     client : distributed.Client
-    graph : LocalGraph or DaskGraph
+    graph : LocalGraph, DaskGraph or EdgeListGraph
         Validated adjacency; cut into one source block per partition of
         the code.
     damping : float
@@ -262,7 +263,8 @@ def pagerank_by_rounds(
     google = GoogleMap(damping, teleport, graph.dangling)
     n = graph.n_vertices
     residuals, steps, min_coeffs, params = [], [], [], []
-    with CodedSession(
+    # client.as_current(): the engine's waits on futures (distributed.wait) go through the current client
+    with client.as_current(), CodedSession(
         client, scheme=scheme, redundancy=redundancy, random_state=random_state, code_factory=factory
     ) as session:
         k = session.n_partitions

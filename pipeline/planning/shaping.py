@@ -9,6 +9,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..coding import GradientCode, make_code
+from ..coding.heterogeneous import SLOW_PROB
 from ._checks import as_generator
 from .simulation import SimulatedRounds, simulate
 
@@ -30,6 +31,8 @@ def shape_heterogeneous(
     random_state: Any = None,
     rows_per_partition: float = 1.0,
     overhead: float = 0.0,
+    approximate: bool = False,
+    n_partitions: int | None = None,
 ) -> tuple[GradientCode, SimulatedRounds]:
     """The ``heterogeneous`` code whose load bound simulates fastest.
 
@@ -60,6 +63,22 @@ def shape_heterogeneous(
         shared by every bound).
     rows_per_partition, overhead : float
         As in :func:`~dask_quorum.pipeline.planning.simulate`.
+    approximate : bool, default=False
+        Also simulate, for every bound under which the reliable workers
+        (``p < 0.5``) do not hold every partition, the approximate code
+        that decodes from them alone (``make_code(..., approximate=True)``,
+        to be rotated: :class:`~dask_quorum.pipeline.coding.Rotation`).
+        It is chosen only when it is faster than the chosen exact code by
+        more than :data:`SKEW_MIN_GAIN`: an approximate gradient costs the
+        optimiser accuracy the simulated round time does not show.
+    n_partitions : int, optional
+        Partitions ``k`` of the codes (default one per worker;
+        ``rows_per_partition`` is then per one of them).  With ``k > n``
+        the bounds also go below ``redundancy * k / n``, down to
+        ``ceil(k / n_reliable)``: the reliable workers cover every
+        partition once and the likely stragglers hold the other copies
+        (:func:`~dask_quorum.pipeline.coding.make_code`, Notes); ties then
+        go to the bound nearest the uniform load ``ceil(redundancy k / n)``.
 
     Returns
     -------
@@ -75,25 +94,47 @@ def shape_heterogeneous(
     """
     probs = np.asarray(straggle_probs, dtype=np.float64)
     seed = int(as_generator(random_state).integers(2**31 - 1))
-    build = lambda cap: make_code(
+    build = lambda cap, approx=False: make_code(
         "heterogeneous", probs.size, redundancy=redundancy, straggle_probs=probs,
-        random_state=seed, max_load=cap,
+        random_state=seed, max_load=cap, approximate=approx, n_partitions=n_partitions,
     )
+    reliable = np.flatnonzero(probs < SLOW_PROB)
     free = build(None)
     top = int(np.count_nonzero(free.B, axis=1).max())
-    r = free.redundancy
-    caps = list(range(r, top + 1))
-    if len(caps) > MAX_LOAD_CANDIDATES:  # the small bounds, then spread up to the unbounded loads
-        caps = sorted({*caps[:3], *np.geomspace(caps[3], top, MAX_LOAD_CANDIDATES - 3).round().astype(int).tolist()})
-    runs = []
+    r, n, k = free.redundancy, free.n_workers, free.n_partitions
+    uniform = -(-r * k // n)
+    low = r if k == n else max(1, -(-k // max(reliable.size, 1)))
+    caps = list(range(min(low, uniform), top + 1))
+    if len(caps) > MAX_LOAD_CANDIDATES:  # the bounds near uniform, then spread up to the unbounded loads
+        near = [c for c in caps if c <= uniform][:1] + [c for c in caps if c >= uniform][:2]
+        rest = [c for c in caps if c > max(near)]
+        spread = np.geomspace(rest[0], top, MAX_LOAD_CANDIDATES - len(near)).round().astype(int) if rest else []
+        caps = sorted({*near, *np.asarray(spread).tolist()})
+    feasible = []
     for cap in caps:
-        code = free if cap == top else build(cap)
-        run = simulate(code, latencies_per_unit, rows_per_partition=rows_per_partition, overhead=overhead)
-        runs.append((cap, code, run))
+        try:
+            make_code_check = build(cap) if cap != top else free
+        except ValueError:
+            continue
+        feasible.append((cap, make_code_check))
+    caps = sorted((c for c, _ in feasible), key=lambda c: (abs(c - uniform), c))
+    built = dict(feasible)
+    sim = lambda code: simulate(code, latencies_per_unit, rows_per_partition=rows_per_partition, overhead=overhead)
+    runs, approx = [], []
+    for cap in caps:
+        code = built[cap]
+        runs.append((cap, code, sim(code)))
+        if approximate and reliable.size and not code.is_exact(reliable):
+            code = build(cap, True)
+            approx.append((cap, code, sim(code)))
     fastest = min(run.mean_time for _, _, run in runs)
     cap, code, run = next(x for x in runs if x[2].mean_time * (1.0 - SKEW_MIN_GAIN) <= fastest)
+    if approx:
+        best = min(approx, key=lambda x: x[2].mean_time)
+        if best[2].mean_time < (1.0 - SKEW_MIN_GAIN) * run.mean_time:
+            cap, code, run = best
     logger.debug(
         "heterogeneous loads bounded by %d of %s: mean round %.3g s (unbounded %.3g s)",
-        cap, caps, run.mean_time, runs[-1][2].mean_time,
+        cap, caps, run.mean_time, max(runs, key=lambda x: x[0])[2].mean_time,
     )
     return code, run

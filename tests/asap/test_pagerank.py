@@ -6,9 +6,11 @@ import time
 
 import dask
 import dask.array as da
+import dask.dataframe as dd
 import igraph
 import networkx as nx
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 import scipy.sparse.linalg
@@ -16,7 +18,7 @@ from dask_quorum.estimators import PageRank
 from dask_quorum.pipeline.asap import AsapError, BlockRankBuilder, honest_residuals
 from dask_quorum.pipeline.cluster import scheduler_workers
 from dask_quorum.pipeline.inject import Slowdown, inject_stragglers, remove_stragglers
-from dask_quorum.pipeline.pagerank import DaskGraph, LocalGraph
+from dask_quorum.pipeline.pagerank import DaskGraph, EdgeListGraph, LocalGraph
 from distributed import Future, wait
 
 BUNDLED = (nx.karate_club_graph, nx.les_miserables_graph, nx.florentine_families_graph, nx.davis_southern_women_graph)
@@ -128,23 +130,37 @@ def test_straggler_with_staleness(client4, weighted):
     assert h["residual"].values[-1] <= TOL
 
 
-def test_dask_array_blocks_stay_on_their_workers(client4, weighted):
-    A, teleport = weighted
-    X = da.from_array(A.toarray(), chunks=(50, 35))
-    graph = DaskGraph(client4, X, weighted=True, timeout=30)
+def _check_target_blocks(client, graph, A) -> None:
+    """``graph``'s 4 target blocks are built on the workers that own them, and are ``LocalGraph(A)``'s."""
     local = LocalGraph(A)
     np.testing.assert_array_equal(graph.in_degree, local.in_degree)
-    workers = sorted(scheduler_workers(client4))
+    workers = sorted(scheduler_workers(client))
     futures = graph.target_blocks(4, workers)
     assert all(isinstance(f, Future) for f in futures)
     wait(futures, timeout=30)
     # each block is built on the worker that will own it (the engine reads it from there)
-    assert [tuple(client4.who_has(f)[f.key]) for f in futures] == [(w,) for w in workers]
-    for remote, mine in zip(client4.gather(futures), local.target_blocks(4)):
+    assert [tuple(client.who_has(f)[f.key]) for f in futures] == [(w,) for w in workers]
+    for remote, mine in zip(client.gather(futures), local.target_blocks(4)):
         assert (remote.start, remote.stop) == (mine.start, mine.stop)
         assert abs(remote.inflow - mine.inflow).max() <= 1e-15
-    del futures
+
+
+def test_dask_array_blocks_stay_on_their_workers(client4, weighted):
+    A, teleport = weighted
+    X = da.from_array(A.toarray(), chunks=(50, 35))
+    _check_target_blocks(client4, DaskGraph(client4, X, weighted=True, timeout=30), A)
     pr = PageRank(personalization=teleport, tol=TOL, scheme="asap").fit(X)
+    assert _distance(pr.scores_, _references(A, teleport, weighted=True)[1]) <= 1e-8
+
+
+def test_edge_list_blocks_stay_on_their_workers(client4, weighted):
+    # (the fit on an edge list against the SciPy fit: tests/pagerank/test_edges.py)
+    A, teleport = weighted
+    coo = sp.coo_array(A)
+    frame = pd.DataFrame({"src": coo.row, "dst": coo.col, "weight": coo.data}).sample(frac=1.0, random_state=0)
+    edges = dd.from_pandas(frame, npartitions=5, sort=False)
+    _check_target_blocks(client4, EdgeListGraph(client4, edges, weight="weight", n_vertices=A.shape[0], timeout=30), A)
+    pr = PageRank(personalization=teleport, tol=TOL, scheme="asap", n_vertices=A.shape[0]).fit(edges)
     assert _distance(pr.scores_, _references(A, teleport, weighted=True)[1]) <= 1e-8
 
 

@@ -187,6 +187,7 @@ def test_quick_suite_writes_csv_markdown_plots_and_docs(tmp_path, capsys):
         "--quick", "--workloads", "synthetic-logistic", "--rows", "1000",
         "--scenarios", "none", "persistent-10x-n4", "--contenders", "sync", "cyclic", "auto", "sklearn",
         "--max-iter", "40", "--overhead-workers", "2", "--overhead-rounds", "5",
+        "--scaling-sizes", "4", "8", "--scaling-rounds", "5",
         "--out", str(out), "--update-docs", str(docs),
     ])
     assert code == 0
@@ -246,7 +247,12 @@ def test_quick_suite_writes_csv_markdown_plots_and_docs(tmp_path, capsys):
     assert "| 2 | " in md and "Machine: " in md and " cores, " in md
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert pngs == ["curves-synthetic-logistic-none.png", "curves-synthetic-logistic-persistent-10x-n4.png",
-                    "overhead.png", "speedup-synthetic-logistic.png"]
+                    "overhead.png", "scaling.png", "speedup-synthetic-logistic.png"]
+    # the scaling section: its CSV, and its table in the markdown with one column per size
+    with open(out / "scaling.csv", newline="") as f:
+        scaling = list(csv.DictReader(f))
+    assert sorted({int(r["workers"]) for r in scaling}) == [4, 8]
+    assert "| scheme | n = 4 (" in md and "| sync | " in md.split("Internet scale on paper")[1]
     assert all((out / p).stat().st_size > 5000 for p in pngs)
 
     # the docs page: only the results section replaced, the images it shows copied
@@ -268,17 +274,17 @@ def test_targets_judge_never_and_missing_contenders():
         return Scenario(name, kind, n, factor=factor)
 
     r1 = ScenarioResult("w", scenario("p", "persistent", 16), [
-        outcome("sync", math.inf), outcome("cyclic", 2.0), outcome("uncoded", math.inf),
+        outcome("sync", 9.0), outcome("cyclic", 2.0), outcome("uncoded", math.inf),
         outcome("dask-ml-lbfgs", 5.0), outcome("asap", 4.0)], 0.01, 0.1, 10, 1.0)
     r2 = ScenarioResult("w", scenario("n", "none", 8), [outcome("sync", 1.0), outcome("auto", math.inf)],
                         0.01, 0.1, 10, 1.0)
     result = SuiteResult(SuiteConfig(quick=True), [r1, r2], [OverheadRow(4, 0.02, {"sync": 0.025})])
     targets = {t.name: t for t in evaluate_targets(result)}
-    assert targets["w, p: best scheme vs sync"].met is True  # sync never got there
+    assert targets["w, p: best scheme vs sync"].met is False  # 9 / 2 < 5; uncoded never got there
     assert "cyclic" in targets["w, p: best scheme vs sync"].detail
     assert targets["w, p: best scheme vs dask-ml's fastest solver"].met is False  # 5 / 2 < 3
     assert targets["w, p: best scheme vs oracle bound"].met is False  # 2 s against 1 s
-    assert targets["w, p: asap vs sync"].met is True
+    assert targets["w, p: asap vs sync"].met is True  # 9 / 4 >= 2
     assert targets["w, p: asap bytes per round vs sync"].met is True  # 1000 / 200 >= 4
     assert targets["w, no stragglers: auto vs sync"].met is False  # auto never reached it
     assert targets["w, no stragglers: sync vs dask-ml gradient_descent"].met is None

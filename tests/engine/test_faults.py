@@ -149,6 +149,31 @@ def test_a_worker_killed_mid_fit_is_dropped_and_the_fit_reaches_the_clean_loss(c
         assert {("remove-worker", victim), ("lost", victim)} <= events
 
 
+def test_a_worker_killed_mid_fit_on_dask_input_is_rebuilt_on_the_workers(clusters, data, reference):
+    """The same kill with the rows in a dask array: its partitions are copied from the
+    survivors' replicas (never from the driver) and the fit reaches the clean loss."""
+    import dask.array as da
+
+    X, y = data
+    cluster = clusters.ensure(4)
+    with cluster.client() as client, dask.config.set(FAST_FAULTS):
+        victim = _sorted_workers(client)[1]
+        name = _names(client)[victim]
+        Xd = da.from_array(X, chunks=((130, 370, 77, 423), (10,)))
+        yd = da.from_array(y, chunks=250)
+        # validating and partitioning take some tens of tasks: kill during the rounds
+        killer = _after_tasks(client, 150, lambda: cluster.signal(name, signal.SIGKILL))
+        clf = _fit(client, Xd, yd)
+        killer.join(10)
+        history = clf.history_
+        assert history.attrs["lost_workers"] == [victim]
+        assert float(history["loss"][-1]) == pytest.approx(reference, rel=1e-3)
+        member = history["member"].sel(worker=victim).values
+        first_without = int(np.argmin(member))
+        assert first_without > 0 and not member[first_without:].any(), f"lost before round 1: {member[:5]}"
+        assert (history["decode_error"].values <= 1e-10).all()
+
+
 def test_a_hung_worker_is_a_straggler_then_lost_and_the_fit_reaches_the_clean_loss(clusters, data, reference):
     cluster = clusters.ensure(3)
     with cluster.client() as client, dask.config.set(FAST_FAULTS):
@@ -332,7 +357,7 @@ def test_an_adaptive_fit_keeps_adapting_after_losing_a_worker(client4):
         assert adapter.model is not None and len(adapter.model.workers) == 4
         dropped = s.workers[1]
         s._replan({dropped: "dropped by the test"}, [], len(s.records))  # as after a loss
-        assert s.code.n_workers == 3 and s.code.scheme == "heterogeneous"
+        assert s.code.n_workers == 3 and s.code.scheme in {"cyclic", "heterogeneous"}  # uniform until re-fit
         for t in range(8, 30):
             s.round(operator.mul, 1.0)
             adapter.after_round(t)

@@ -51,3 +51,38 @@ def test_placement_keeps_replicas_by_worker_when_the_workers_change(client4):
         assert placement.broken() == []
     finally:
         placement.release()
+
+
+def test_a_partition_source_is_asked_with_the_live_replicas_of_other_workers(client4):
+    from dask_quorum.pipeline.engine.placement import DriverPartitions
+
+    class Recording(DriverPartitions):
+        def __init__(self, payloads):
+            super().__init__(payloads)
+            self.asked = []
+            self.settled = 0
+
+        def replicas(self, client, address, indices, live, timeout):
+            self.asked.append((address, list(indices), {j: sorted(a for a, _ in v) for j, v in live.items()}))
+            return super().replicas(client, address, indices, live, timeout)
+
+        def placed(self):
+            self.settled += 1
+
+    workers = _sorted_workers(client4)
+    source = Recording(_parts(4))
+    B = np.kron(np.eye(2), np.ones((2, 2)))
+    placement = Placement(client4, workers, B, source, timeout=30)
+    try:
+        assert source.asked[0] == (workers[0], [0, 1], {0: [], 1: []})
+        # worker 1 is placed after worker 0, whose replicas are live by then
+        assert source.asked[1] == (workers[1], [0, 1], {0: [workers[0]], 1: [workers[0]]})
+        assert source.settled == 1
+        # moving partition 2 onto worker 0: the live replicas are those of workers 2 and 3
+        B2 = B.copy()
+        B2[0, 2] = 1
+        assert placement.update(B2) == 1
+        assert source.asked[-1] == (workers[0], [2], {2: [workers[2], workers[3]]})
+        assert source.settled == 2
+    finally:
+        placement.release()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from dask_quorum.pipeline.coding import EXACT_TOL, make_code
 from dask_quorum.pipeline.planning import shape_heterogeneous, simulate
-from markov_models import persistent
+from markov_models import MarkovModel, persistent
 
 
 def test_shape_heterogeneous_keeps_equal_loads_for_one_persistent_straggler():
@@ -39,3 +39,44 @@ def test_shape_heterogeneous_shifts_load_when_many_workers_straggle():
     assert loads[:6].max() <= loads[6:].min()
     equal = make_code("heterogeneous", 8, redundancy=2, straggle_probs=probs, random_state=0, max_load=2)
     assert run.mean_time < 0.9 * simulate(equal, latencies).mean_time
+
+
+def _r2_scenario():
+    """16 workers, the last 4 10x slow with P(slow|slow)=0.9, P(slow|fast)=0.3 (the suite's chain)."""
+    slow = np.arange(16) >= 12
+    return MarkovModel(np.where(slow, 0.9, 0.0), np.where(slow, 0.3, 0.0), slowdown=10.0, scale=2e-4)
+
+
+def test_heterogeneous_is_well_below_cyclic_and_sync_on_the_redundancy_2_scenario():
+    from dask_quorum.pipeline.planning import plan
+
+    model = _r2_scenario()
+    result = plan(model, schemes=("sync", "frc", "cyclic", "heterogeneous"), redundancy=2,
+                  n_rounds=300, random_state=0)
+    assert result.recommended == "heterogeneous"
+    t = result.table["mean_time"]
+    assert t["heterogeneous"] < t["cyclic"] / 5
+    assert t["heterogeneous"] < t["sync"] / 4
+    code = result.codes["heterogeneous"]
+    assert code.exact and code.is_exact(list(range(12)))  # the 12 fast decode alone
+    np.testing.assert_array_equal(np.count_nonzero(code.B, axis=1), 2)
+    # and the rounds stop on the fast workers
+    assert (result.runs["heterogeneous"].responded[:, 12:].mean() < 0.1)
+
+
+def test_shape_heterogeneous_decodes_approximately_only_without_the_redundancy_for_it():
+    model = _r2_scenario()
+    latencies = model.sample(100, random_state=0)
+    probs = np.where(np.arange(16) >= 12, 0.75, 0.05)
+    # redundancy 2: the fast workers cover every partition, the code stays exact
+    code, run = shape_heterogeneous(probs, latencies, redundancy=2, random_state=0, approximate=True)
+    assert code.exact and run.mean_error <= EXACT_TOL
+    # redundancy 1: nothing to cover the slow workers' partitions with; waiting
+    # for them is 10x slower than decoding approximately from the fast ones
+    exact, slow_run = shape_heterogeneous(probs, latencies, redundancy=1, random_state=0)
+    approx, fast_run = shape_heterogeneous(probs, latencies, redundancy=1, random_state=0, approximate=True)
+    assert exact.exact and not approx.exact and approx.unbiased
+    assert approx.min_responders == 12
+    assert fast_run.mean_time < 0.3 * slow_run.mean_time
+    # 4 of 16 partitions lost, the 12 others weighted 16 / 12: (12 (1/3)^2 + 4) / 16
+    assert fast_run.mean_error == pytest.approx(1 / 3, rel=0.2)

@@ -1,0 +1,46 @@
+"""Heterogeneous codes over more partitions than workers (fractional loads)."""
+
+import numpy as np
+import pytest
+from dask_quorum.pipeline.coding import contiguous_groups, expand, make_code
+from dask_quorum.pipeline.planning import shape_heterogeneous, simulate
+
+PROBS = np.r_[[0.75] * 4, [0.05] * 12]
+
+
+def test_low_bound_binds_reliable_workers_and_stragglers_take_the_rest():
+    code = make_code("heterogeneous", 16, redundancy=2, straggle_probs=PROBS, n_partitions=48,
+                     max_load=4, random_state=0)
+    loads = np.count_nonzero(code.B, axis=1)
+    assert code.B.shape == (16, 48)
+    assert (loads[4:] == 4).all() and (loads[:4] == 12).all()
+    assert (np.count_nonzero(code.B, axis=0) == 2).all()
+    assert code.is_exact(np.arange(4, 16))  # the fast workers decode alone
+    assert code.is_exact(np.r_[0, 2, 3, 5:16])  # any n - 1 do too
+
+
+def test_infeasible_bound_is_rejected():
+    with pytest.raises(ValueError, match="leaves room"):
+        make_code("heterogeneous", 16, redundancy=2, straggle_probs=np.full(16, 0.1),
+                  n_partitions=48, max_load=4)
+    with pytest.raises(ValueError, match="n_partitions is only used"):
+        make_code("cyclic", 4, n_partitions=8)
+
+
+def test_expand_keeps_a_code_over_the_partitions():
+    code = make_code("heterogeneous", 4, redundancy=2, straggle_probs=[0.8, 0.1, 0.1, 0.1],
+                     n_partitions=12, random_state=0)
+    assert expand(code, contiguous_groups(12, 4), 12) is code
+
+
+def test_shaping_over_partitions_gives_fast_workers_fractional_loads():
+    rng = np.random.default_rng(0)
+    lat = np.ones((200, 16))
+    lat[:, :4] = 10.0
+    lat[:, :4] *= np.where(rng.random((200, 4)) < 0.25, 0.1, 1.0)  # stragglers sometimes fast
+    code, run = shape_heterogeneous(PROBS, lat, redundancy=2, random_state=0,
+                                    rows_per_partition=1 / 3, n_partitions=48)
+    loads = np.count_nonzero(code.B, axis=1)
+    assert loads[4:].max() <= 5  # well under the uniform 6 (two shares)
+    even, _ = shape_heterogeneous(PROBS, lat, redundancy=2, random_state=0, rows_per_partition=1.0)
+    assert run.mean_time < 0.8 * simulate(even, lat).mean_time
