@@ -126,15 +126,20 @@ def _sorted_workers(client) -> list[str]:
     return sorted(scheduler_workers(client))
 
 
+def _kill_during_fit(cluster, client, after_tasks: int, X, y):
+    """SIGKILL the second worker once ``after_tasks`` tasks ran, during a fit; ``(victim, history_)``."""
+    victim = _sorted_workers(client)[1]
+    name = _names(client)[victim]
+    killer = _after_tasks(client, after_tasks, lambda: cluster.signal(name, signal.SIGKILL))
+    clf = _fit(client, X, y)
+    killer.join(10)
+    return victim, clf.history_
+
+
 def test_a_worker_killed_mid_fit_is_dropped_and_the_fit_reaches_the_clean_loss(clusters, data, reference):
     cluster = clusters.ensure(4)
     with cluster.client() as client, dask.config.set(FAST_FAULTS):
-        victim = _sorted_workers(client)[1]
-        name = _names(client)[victim]
-        killer = _after_tasks(client, 20, lambda: cluster.signal(name, signal.SIGKILL))
-        clf = _fit(client, *data)
-        killer.join(10)
-        history = clf.history_
+        victim, history = _kill_during_fit(cluster, client, 20, *data)
         assert history.attrs["lost_workers"] == [victim]
         assert float(history["loss"][-1]) == pytest.approx(reference, rel=1e-3)
         member = history["member"].sel(worker=victim).values
@@ -157,15 +162,10 @@ def test_a_worker_killed_mid_fit_on_dask_input_is_rebuilt_on_the_workers(cluster
     X, y = data
     cluster = clusters.ensure(4)
     with cluster.client() as client, dask.config.set(FAST_FAULTS):
-        victim = _sorted_workers(client)[1]
-        name = _names(client)[victim]
         Xd = da.from_array(X, chunks=((130, 370, 77, 423), (10,)))
         yd = da.from_array(y, chunks=250)
         # validating and partitioning take some tens of tasks: kill during the rounds
-        killer = _after_tasks(client, 150, lambda: cluster.signal(name, signal.SIGKILL))
-        clf = _fit(client, Xd, yd)
-        killer.join(10)
-        history = clf.history_
+        victim, history = _kill_during_fit(cluster, client, 150, Xd, yd)
         assert history.attrs["lost_workers"] == [victim]
         assert float(history["loss"][-1]) == pytest.approx(reference, rel=1e-3)
         member = history["member"].sel(worker=victim).values
