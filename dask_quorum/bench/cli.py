@@ -28,8 +28,9 @@ DESCRIPTION = (
     "Time to 1.001 x the optimal loss of every dask-quorum scheme, dask-ml and scikit-learn, on "
     "the same cluster under the same injected stragglers (none, persistent two-class, EC2 traces "
     "replayed, a worker turning slow halfway), with the ratio to an oracle bound, and the "
-    "per-round engine overhead against the bare Dask floor, and the planner's simulator on synthetic "
-    "clusters of 16 to 256 workers drawn from the EC2 traces. Writes CSV, markdown and PNG plots; "
+    "per-round engine overhead against the bare Dask floor, the planner's simulator on synthetic "
+    "clusters of 16 to 256 workers drawn from the EC2 traces, and a fit of a dask array persisted on the "
+    "workers (the driver never holds it) against dask-ml. Writes CSV, markdown and PNG plots; "
     "prints every target as met or missed."
 )
 
@@ -46,6 +47,13 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
 
 
@@ -95,11 +103,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "cluster of dedicated machines; skips dask-ml, whose tasks declare no units")
     parser.add_argument("--sections", nargs="*", choices=list(SECTIONS), default=None, metavar="NAME",
                         help=f"extra sections, of {', '.join(SECTIONS)} (default: all; the option alone: "
-                        "none). scaling: plan() on synthetic clusters drawn from the EC2 traces")
+                        "none). scaling: plan() on synthetic clusters drawn from the EC2 traces; dask-input: "
+                        "fitting a dask array persisted on the workers, against dask-ml")
     parser.add_argument("--scaling-sizes", type=_positive_int, nargs="+",
                         help="cluster sizes of the scaling section (default 16 64 256; 8 16 with --quick)")
     parser.add_argument("--scaling-rounds", type=_positive_int,
                         help="rounds of the synthetic trace of the scaling section (default 12)")
+    parser.add_argument("--dask-input-gigabytes", type=_positive_float, metavar="GB",
+                        help="size of the float32 features of the dask-input section (default 1; 0.02 with "
+                        "--quick)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-plots", action="store_true", help="skip the PNGs (no matplotlib needed)")
     parser.add_argument("--update-docs", nargs="?", type=Path, const=(root / "docs") if root else Path("docs"),
@@ -144,6 +156,8 @@ def _command(args: argparse.Namespace) -> str:
         parts.append(f"--scaling-sizes {' '.join(map(str, args.scaling_sizes))}")
     if args.scaling_rounds:
         parts.append(f"--scaling-rounds {args.scaling_rounds}")
+    if args.dask_input_gigabytes:
+        parts.append(f"--dask-input-gigabytes {args.dask_input_gigabytes:g}")
     if args.overhead_workers is not None:
         parts.append(" ".join(["--overhead-workers", *map(str, args.overhead_workers)]))
     return " ".join(parts)
@@ -184,6 +198,7 @@ def main(args: argparse.Namespace) -> int:
         sections=args.sections,
         scaling_sizes=args.scaling_sizes,
         scaling_rounds=args.scaling_rounds,
+        dask_input_gigabytes=args.dask_input_gigabytes,
     )
     machine = describe_machine()
     result = run_suite(cfg, log=_progress)

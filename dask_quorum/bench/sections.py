@@ -20,9 +20,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from .collections_section import run_dask_input
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["SECTIONS", "Section", "SectionUnavailable", "run_scaling"]
+__all__ = ["SECTIONS", "Section", "SectionUnavailable", "run_dask_input", "run_scaling"]
 
 
 class SectionUnavailable(RuntimeError):
@@ -67,4 +69,5 @@ def run_scaling(cfg: Any, log: Callable[[str], None] = logger.info) -> Section:
 #: Section runners by name, in the order the report shows them.
 SECTIONS: dict[str, Callable[..., Section]] = {
     "scaling": run_scaling,
+    "dask-input": run_dask_input,
 }

@@ -19,7 +19,7 @@ the other; the cluster is idle between them and the worker counters
 tasks (``asap``'s peer loops) is added from the fit's own history.
 
 After the workloads: the overhead table, then the extra sections
-(:mod:`.sections`: the scaling report, and room for more). The scenario
+(:mod:`.sections`: the scaling report, the fit of a persisted dask array). The scenario
 catalogue is in :mod:`.catalogue`.
 """
 
@@ -121,12 +121,15 @@ class SuiteConfig:
     seed : int, default=0
     sections : sequence of str, optional
         Extra sections (:data:`~.sections.SECTIONS`) run after the
-        workloads; default ``("scaling",)``, empty for none.
+        workloads; default ``("scaling", "dask-input")``, empty for none.
     scaling_sizes : sequence of int, optional
         Cluster sizes of the scaling section (16 64 256; 8 16 quick).
     scaling_rounds : int, optional
         Rounds of the synthetic trace (12; 10 quick): the simulator's cost grows
         with rounds x workers^2 and more (minutes at 256 workers).
+    dask_input_gigabytes : float, optional
+        Size of the float32 features of the dask-input section
+        (:mod:`.collections_section`), in 10**9 bytes (1.0; 0.02 quick).
     """
 
     quick: bool = False
@@ -148,6 +151,7 @@ class SuiteConfig:
     sections: Sequence[str] | None = None
     scaling_sizes: Sequence[int] | None = None
     scaling_rounds: int | None = None
+    dask_input_gigabytes: float | None = None
 
     def __post_init__(self) -> None:
         for name in self.workloads:
@@ -164,7 +168,7 @@ class SuiteConfig:
         if self.overhead_rounds is None:
             self.overhead_rounds = 10 if self.quick else 100
         if self.sections is None:
-            self.sections = ("scaling",)
+            self.sections = ("scaling", "dask-input")
         for name in self.sections:
             if name not in SECTIONS:
                 raise ValueError(f"unknown section {name!r}; expected some of {list(SECTIONS)}")
@@ -172,6 +176,10 @@ class SuiteConfig:
             self.scaling_sizes = (8, 16) if self.quick else SCALING_SIZES
         if self.scaling_rounds is None:
             self.scaling_rounds = 10 if self.quick else 12
+        if self.dask_input_gigabytes is None:
+            self.dask_input_gigabytes = 0.02 if self.quick else 1.0
+        elif not self.dask_input_gigabytes > 0:  # NaN too
+            raise ValueError(f"dask_input_gigabytes must be positive, got {self.dask_input_gigabytes}")
 
     @property
     def traces_csv(self) -> Path | None:

@@ -62,8 +62,8 @@ from distributed import Client
 from dask_quorum import config
 
 from ..cluster import worker_addresses
-from ..data import compute_within, place_one_per_worker, sample_rows
-from ..engine import asap_to_dataset, row_partitions
+from ..data import place_one_per_worker, sample_rows
+from ..engine import asap_to_dataset, compute_within, row_partitions
 from ..engine.fit import on_cluster
 from .driver import run_asap
 from .glm import GLMSpec, TrackingBuilder, curvature_bound, curvature_sample

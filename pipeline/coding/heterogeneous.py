@@ -33,14 +33,17 @@ PROB_CLIP = (1e-3, 1.0 - 1e-3)
 SLOW_PROB = 0.5
 
 
-def load_bounds(probs: NDArray[np.float64], r: int, cap: int, k: int) -> NDArray[np.intp]:
+def load_bounds(
+    probs: NDArray[np.float64], r: int, cap: int, k: int, limit: int | None = None
+) -> NDArray[np.intp]:
     """Each worker's most partitions: ``cap``, raised for the likely stragglers when needed (see make_code).
 
     With ``k > n`` partitions a bound below ``r k / n`` on every worker
     cannot place ``r k`` replicas; the bound then holds for the reliable
     workers (``p < SLOW_PROB``) and the likely stragglers share the rest
-    evenly (at most ``k`` each: they hold the copies a round does not wait
-    for).
+    evenly (at most ``limit`` each, default ``k``: they hold the copies a
+    round does not wait for). No bound exceeds ``limit`` (what a worker's
+    memory takes).
 
     Raises
     ------
@@ -48,21 +51,23 @@ def load_bounds(probs: NDArray[np.float64], r: int, cap: int, k: int) -> NDArray
         If even then the ``r k`` replicas do not fit.
     """
     n = probs.size
+    limit = k if limit is None else min(int(limit), k)
     slow = probs >= SLOW_PROB
     n_rel, n_slow = n - int(slow.sum()), int(slow.sum())
-    bounds = np.full(n, cap, dtype=np.intp)
+    bounds = np.full(n, min(cap, limit), dtype=np.intp)
     if cap * n < r * k and n_slow:
-        bounds[slow] = min(k, max(cap, -(-(r * k - cap * n_rel) // n_slow)))
+        bounds[slow] = min(limit, max(cap, -(-(r * k - cap * n_rel) // n_slow)))
     if bounds.sum() < r * k:
         raise ValueError(
-            f"max_load={cap} leaves room for {int(bounds.sum())} of the {r * k} replicas of "
-            f"{k} partitions at redundancy {r} on {n} workers ({n_slow} likely stragglers)"
+            f"max_load={cap} (load_limit={limit}) leaves room for {int(bounds.sum())} of the {r * k} "
+            f"replicas of {k} partitions at redundancy {r} on {n} workers ({n_slow} likely stragglers)"
         )
     return bounds
 
 
 def integer_loads(
-    probs: NDArray[np.float64], r: int, rank: NDArray[np.intp], cap: int, k: int | None = None
+    probs: NDArray[np.float64], r: int, rank: NDArray[np.intp], cap: int, k: int | None = None,
+    limit: int | None = None,
 ) -> NDArray[np.intp]:
     """Integer loads ``clip(c / delta_i, 1, L_i)`` rounded by largest remainder (see make_code).
 
@@ -73,7 +78,7 @@ def integer_loads(
     n = probs.size
     k = n if k is None else int(k)
     total = r * k
-    cap = load_bounds(probs, r, cap, k)
+    cap = load_bounds(probs, r, cap, k, limit)
     p = np.clip(probs, *PROB_CLIP)
     weight = (1.0 - p) / p  # 1 / delta
     lo, hi = 0.0, cap.max() / weight.min()  # sum(clip(c w, 1, L)) is n at c = 0 and sum(L) at hi
@@ -94,7 +99,7 @@ def integer_loads(
 
 
 def support_and_cover(
-    probs: NDArray[np.float64], r: int, cap: int, rng: Any, k: int | None = None
+    probs: NDArray[np.float64], r: int, cap: int, rng: Any, k: int | None = None, limit: int | None = None
 ) -> tuple[NDArray[np.bool_], NDArray[np.intp]]:
     """Support of the ``heterogeneous`` code over ``k`` partitions and its reliable cover (see make_code, Notes).
 
@@ -105,8 +110,8 @@ def support_and_cover(
     k = n if k is None else int(k)
     ties = rng.random(n) if isinstance(rng, np.random.Generator) else rng.random_sample(n)
     rank = np.lexsort((ties, probs))  # increasing p, random among equal p
-    loads = integer_loads(probs, r, rank, cap, k)
-    bounds = load_bounds(probs, r, cap, k)
+    loads = integer_loads(probs, r, rank, cap, k, limit)
+    bounds = load_bounds(probs, r, cap, k, limit)
     reliable = probs[rank] < SLOW_PROB  # a prefix of rank
     rel, slow = rank[reliable], rank[~reliable]
     if rel.size and slow.size and loads[rel].sum() < k:

@@ -38,6 +38,7 @@ def make_code(
     max_load: int | None = None,
     approximate: bool = False,
     n_partitions: int | None = None,
+    load_limit: int | None = None,
 ) -> GradientCode:
     """Build the gradient code of ``scheme`` for ``n_workers`` workers.
 
@@ -87,6 +88,11 @@ def make_code(
         ``n_workers`` it may be below ``redundancy * k / n``: it then binds
         the reliable workers and the likely stragglers share the remaining
         replicas evenly (see Notes).
+    load_limit : int, optional
+        ``heterogeneous`` only: a hard ceiling on every worker's partitions,
+        the likely stragglers' included (what a worker's memory takes: a
+        round task holds all of a worker's partitions at once). ``max_load``
+        may raise the stragglers' loads up to it, never beyond.
     n_partitions : int, optional
         ``heterogeneous`` only: the number of partitions ``k`` (default
         ``n_workers``).  More partitions than workers give fractional
@@ -250,7 +256,9 @@ def make_code(
                 f"max_load must be in [{'redundancy=' if k == n else ''}{low}, "
                 f"{'n_workers' if k == n else 'n_partitions'}={k}], got {max_load!r}"
             )
-        heterogeneous.load_bounds(probs, r, cap, k)  # raises when r k replicas do not fit
+        if load_limit is not None:
+            load_limit = check_count(load_limit, "load_limit")
+        heterogeneous.load_bounds(probs, r, cap, k, load_limit)  # raises when r k replicas do not fit
     else:
         if approximate:
             raise ValueError(
@@ -258,7 +266,8 @@ def make_code(
                 f"scheme={scheme!r} does not use it"
             )
         for name, value in (
-            ("straggle_probs", straggle_probs), ("max_load", max_load), ("n_partitions", n_partitions)
+            ("straggle_probs", straggle_probs), ("max_load", max_load), ("n_partitions", n_partitions),
+            ("load_limit", load_limit),
         ):
             if value is None:
                 continue
@@ -281,7 +290,7 @@ def make_code(
 
             rng = check_random_state(rng)
         if scheme == "heterogeneous":
-            support, cover = heterogeneous.support_and_cover(probs, r, cap, rng, k)
+            support, cover = heterogeneous.support_and_cover(probs, r, cap, rng, k, load_limit)
             B = heterogeneous.coefficients(support, r - 1, cover)
         else:
             B = _random_regular_bipartite(n, r, rng) / r

@@ -12,14 +12,13 @@ A fit on a dask array or dataframe never brings its rows to the client:
   (worker to worker from a live replica, else recomputed from the graph);
 * :mod:`.predict`: :func:`map_rows` (lazy predictions chunk-aligned with
   ``X``) and :func:`score_on_cluster` (accuracy, R^2 as reductions);
-* :mod:`.deadline`: :func:`compute_within`, every small computation with
-  a deadline.
+* every small computation goes through the engine's
+  :func:`~dask_quorum.pipeline.engine.compute_within` (a deadline).
 
 May import :mod:`~dask_quorum.pipeline.engine` (the placement's partition
 sources) and :mod:`~dask_quorum.pipeline.cluster`.
 """
 
-from .deadline import compute_within
 from .partitions import (
     CollectionPartitions,
     partition_bounds,
@@ -42,7 +41,6 @@ __all__ = [
     "DaskRows",
     "as_dask_array",
     "check_dask_input",
-    "compute_within",
     "is_dask_input",
     "map_rows",
     "partition_bounds",

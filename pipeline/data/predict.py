@@ -22,7 +22,7 @@ from sklearn.utils import check_array
 
 from dask_quorum import config
 
-from .deadline import compute_within
+from ..engine.waits import compute_within
 from .validate import as_dask_array, with_known_rows
 
 logger = logging.getLogger(__name__)

@@ -36,7 +36,7 @@ from sklearn.utils.validation import _check_sample_weight, check_X_y, validate_d
 
 from dask_quorum import config
 
-from .deadline import compute_within
+from ..engine.waits import compute_within
 
 logger = logging.getLogger(__name__)
 

@@ -30,7 +30,8 @@ from .errors import RoundTimeoutError, SchedulerLostError, WorkersLostError
 from .fit import fit_by_rounds, row_partitions
 from .history import asap_to_dataset, rounds_to_dataset
 from .membership import HangDetector, SchedulerView, heartbeat_lag
-from .placement import Placement, wait_in_memory
+from .placement import Placement
+from .waits import compute_within, wait_in_memory
 from .record import RoundRecord
 from .rounds import RoundRunner
 from .session import CodedSession
@@ -54,6 +55,7 @@ __all__ = [
     "WorkersLostError",
     "asap_to_dataset",
     "coded_partial",
+    "compute_within",
     "effective_units",
     "fit_by_rounds",
     "heartbeat_lag",

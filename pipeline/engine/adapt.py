@@ -176,7 +176,11 @@ class Forecast:
     far is slow now, whatever its chain's stationary probability (which the
     prior pulls towards the cluster's after few rounds). :meth:`sample`
     stacks independent runs of ``horizon`` rounds, each starting from
-    ``start``; ``workers`` and ``p`` are the model's.
+    ``start``; ``workers`` and ``p`` are the model's. Latencies are drawn
+    from those observed in each state when the model keeps its data
+    (``StragglerModel.sample(draws="observed")``): a code that waits for
+    the slowest of many fast workers is judged on their measured spread,
+    not on an exponential tail fitted to it.
 
     Parameters
     ----------
@@ -197,8 +201,9 @@ class Forecast:
     def sample(self, n_rounds: int, random_state: Any = None) -> np.ndarray:
         """``(n_rounds, n_workers)`` per-unit latencies, runs of ``horizon`` rounds from ``start``."""
         rng = np.random.default_rng(random_state)
+        draws = "observed" if self.model.latencies is not None else "fitted"
         runs = [
-            self.model.sample(self.horizon, random_state=rng, start=self.start)
+            self.model.sample(self.horizon, random_state=rng, start=self.start, draws=draws)
             for _ in range(-(-n_rounds // self.horizon))
         ]
         return np.concatenate(runs)[:n_rounds]
@@ -351,7 +356,8 @@ class OnlineAdapter:
             self._rotation_start = index + 1
             self._rotated = self.session.code
         logger.info(
-            "round %d: re-encoded as %s for %s%s", index + 1, code.scheme, model.slow_workers(),
+            "round %d: re-encoded as %s for %s, partitions per worker %s%s", index + 1, code.scheme,
+            model.slow_workers(), np.count_nonzero(code.B, axis=1).tolist(),
             f", rotated every {self.rotation.hold} rounds" if self.rotation else "",
         )
         return True
@@ -371,6 +377,7 @@ class OnlineAdapter:
             error_tol=self.error_tol,
             min_gain=self.min_gain,
             random_state=self.random_state,
+            load_limit=self.session.partition_limit(),
         )
 
 
@@ -388,6 +395,7 @@ def choose_code(
     error_tol: float = 1e-9,
     min_gain: float = 0.1,
     random_state: int = 0,
+    load_limit: int | None = None,
 ) -> GradientCode | None:
     """The code an adaptive scheme switches to for a fitted model, or None to keep ``current``.
 
@@ -410,21 +418,33 @@ def choose_code(
       redundancy lets a uniform code ignore (the reliable workers then
       cover every partition and decode alone), and ``sync`` (the cheapest
       of ties) when nobody straggles.
+
+    ``load_limit`` (the placed partitions a worker's memory takes,
+    :meth:`~dask_quorum.pipeline.engine.CodedSession.partition_limit`)
+    bounds the heterogeneous loads, the likely stragglers' included; a
+    code that would still place more on some worker is not chosen.
     """
     probs = smoothed_probs(model) if probs is None else probs
     forecast = Forecast(model, states, horizon)
     # plan() draws its sample the same way, so both see the same rounds
     sampled = forecast.sample(SIMULATED_ROUNDS, random_state=random_state)
     if scheme == "heterogeneous":
-        code, run = shape_heterogeneous(
-            probs,
-            sampled,
-            redundancy=redundancy,
-            random_state=random_state,
-            rows_per_partition=units * model.n_workers / (n_partitions or model.n_workers),
-            approximate=True,
-            n_partitions=n_partitions,
-        )
+        try:
+            code, run = shape_heterogeneous(
+                probs,
+                sampled,
+                redundancy=redundancy,
+                random_state=random_state,
+                rows_per_partition=units * model.n_workers / (n_partitions or model.n_workers),
+                approximate=True,
+                n_partitions=n_partitions,
+                load_limit=load_limit,
+            )
+        except ValueError as exc:
+            if load_limit is None:
+                raise
+            logger.warning("keeping the current code: no heterogeneous code fits the workers' memory (%s)", exc)
+            return None
         expected = run.mean_time
     elif scheme == "auto":
         result = plan(
@@ -440,6 +460,15 @@ def choose_code(
         expected = float(result.table.loc[result.recommended, "mean_time"])
     else:
         raise ValueError(f"scheme must be one of {ADAPTIVE_SCHEMES}, got {scheme!r}")
+    if load_limit is not None:
+        k = n_partitions or code.n_partitions
+        placed = np.count_nonzero(code.B, axis=1) * max(1, k // code.n_partitions)
+        if placed.max() > load_limit:
+            logger.warning(
+                "not switching to %r: it would place %d partitions on a worker whose memory takes %d",
+                code, int(placed.max()), load_limit,
+            )
+            return None
     now = simulate(
         current, sampled, rows_per_partition=units * current.n_workers / current.n_partitions
     ).mean_time

@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 from distributed import Client, Future
-from distributed import wait as wait_futures
 
 from .errors import WorkersLostError
 from .membership import check_client
+from .waits import wait_in_memory
 
 logger = logging.getLogger(__name__)
 
@@ -305,25 +305,3 @@ def copy_futures(client: Client, payloads: Sequence[Any], address: str, timeout:
         for p in payloads
     ]
     return wait_in_memory(copies, timeout, f"partitions not copied to {address}")
-
-
-def wait_in_memory(futures: list[Future], timeout: float, what: str, hint: str = "") -> list[Future]:
-    """``futures`` once all have finished; raise the first task's error if one failed.
-
-    Raises
-    ------
-    TimeoutError
-        ``"<what> within <timeout> s<hint>"`` when they have not all finished in time.
-    """
-    try:
-        if futures:
-            # distributed.wait asks the current client: make it theirs (not
-            # necessarily the default one)
-            with futures[0].client.as_current():
-                wait_futures(futures, timeout=timeout)
-    except TimeoutError as exc:
-        raise TimeoutError(f"{what} within {timeout:g} s{hint}") from exc
-    for f in futures:
-        if f.status == "error":
-            raise f.exception()
-    return futures

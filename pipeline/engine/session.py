@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from time import perf_counter
 from typing import Any
 
+import dask
 import numpy as np
 import xarray as xr
 from dask.utils import parse_bytes
@@ -183,6 +184,31 @@ class CodedSession:
         if self._placement is None:
             raise RuntimeError("place the partitions first")
         return self._placement.total_units() / len(self.workers)
+
+    def partition_limit(self) -> int | None:
+        """Most partitions a worker of the session can hold for one round task, or None without memory limits.
+
+        A round task takes all of a worker's partitions as its inputs, and
+        distributed's scheduler refuses a task whose inputs exceed the
+        worker's ``memory_limit``. The limit is the smallest memory limit
+        of the session's workers times ``distributed.worker.memory.target``
+        (room for what else they hold, such as a persisted collection),
+        over the largest placed partition's bytes (the scheduler's
+        ``nbytes`` of the replicas).
+        """
+        if self._placement is None:
+            raise RuntimeError("place the partitions first")
+        info = self.client.scheduler_info(n_workers=-1)["workers"]
+        limits = [info[w].get("memory_limit") for w in self.workers if w in info]
+        if not limits or not all(limits):
+            return None
+        keys = [f.key for f in self._placement.replicas.values()]
+        sizes = self.client.nbytes(keys, summary=False) if keys else {}
+        largest = max(sizes.values(), default=0)
+        if largest <= 0:
+            return None
+        target = dask.config.get("distributed.worker.memory.target") or 1.0
+        return max(1, int(min(limits) * float(target) // largest))
 
     @property
     def placed_code(self) -> GradientCode:

@@ -43,10 +43,10 @@ import scipy.sparse as sp
 from distributed import Client, Future
 
 from ..cluster import worker_addresses
+from ..engine.waits import compute_within
 from .blocks import SourceBlock, TargetBlock
 from .graphs import (
     _check_values,
-    _computed,
     _edges_only,
     _Graph,
     _normalised,
@@ -222,7 +222,7 @@ class EdgeListGraph(_Graph):
             for g in range(n_groups)
         ]
         # the checks in one output: cancelling a future that other tasks of the pass depend on trips the scheduler
-        checks, *results, in_degree = _computed(
+        checks, *results, in_degree = compute_within(
             client, [dask.delayed(list, pure=True)(checks), *[s[0] for s in stats], _tree_sum([s[1] for s in stats])],
             timeout, f"the pass over {WHAT}'s {len(self._parts)} partitions",
         )

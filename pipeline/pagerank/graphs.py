@@ -23,8 +23,9 @@ import dask
 import dask.array as da
 import numpy as np
 import scipy.sparse as sp
-from distributed import Client, Future, wait
+from distributed import Client, Future
 
+from ..engine.waits import compute_within
 from .blocks import SourceBlock, TargetBlock
 
 logger = logging.getLogger(__name__)
@@ -187,19 +188,6 @@ def _row_stats(weighted: bool, *cells: Any) -> tuple[tuple[np.ndarray, np.ndarra
     return (np.diff(A.indptr), np.asarray(A.sum(axis=1)).ravel(), n_negative, n_nonfinite), in_degree
 
 
-def _computed(client: Client, parts: list[Any], timeout: float, what: str) -> list[Any]:
-    """``parts`` (delayed) computed on the cluster and gathered; TimeoutError naming ``what`` after ``timeout`` s."""
-    futures = client.compute(parts)
-    try:
-        with client.as_current():  # distributed.wait waits through the current client
-            wait(futures, timeout=timeout)
-        return client.gather(futures)
-    except TimeoutError as exc:
-        raise TimeoutError(f"{what} did not finish within {timeout:g} s") from exc
-    finally:
-        client.cancel(futures)
-
-
 def _on_workers(client: Client, parts: list[Any], workers: list[str]) -> list[Future]:
     """Futures of the delayed ``parts``, ``parts[b]`` computed on and kept by ``workers[b]``."""
     if len(workers) != len(parts):
@@ -305,7 +293,7 @@ class DaskGraph(_Graph):
         self._col_starts = np.concatenate([[0], np.cumsum(adjacency.chunks[1])]).astype(int)
         stats = [dask.delayed(_row_stats, pure=True, nout=2)(weighted, *row) for row in self._cells]
         # per row chunk: O(rows) statistics; the in-degrees (O(n) each) are summed on the workers
-        *results, in_degree = _computed(
+        *results, in_degree = compute_within(
             client, [s[0] for s in stats] + [_tree_sum([s[1] for s in stats])], timeout,
             "the pass over the adjacency's chunks",
         )

@@ -33,6 +33,7 @@ def shape_heterogeneous(
     overhead: float = 0.0,
     approximate: bool = False,
     n_partitions: int | None = None,
+    load_limit: int | None = None,
 ) -> tuple[GradientCode, SimulatedRounds]:
     """The ``heterogeneous`` code whose load bound simulates fastest.
 
@@ -79,6 +80,10 @@ def shape_heterogeneous(
         partition once and the likely stragglers hold the other copies
         (:func:`~dask_quorum.pipeline.coding.make_code`, Notes); ties then
         go to the bound nearest the uniform load ``ceil(redundancy k / n)``.
+    load_limit : int, optional
+        No worker holds more partitions than this, whatever the bound
+        (:func:`~dask_quorum.pipeline.coding.make_code`'s ``load_limit``:
+        what a worker's memory takes).
 
     Returns
     -------
@@ -96,7 +101,7 @@ def shape_heterogeneous(
     seed = int(as_generator(random_state).integers(2**31 - 1))
     build = lambda cap, approx=False: make_code(
         "heterogeneous", probs.size, redundancy=redundancy, straggle_probs=probs,
-        random_state=seed, max_load=cap, approximate=approx, n_partitions=n_partitions,
+        random_state=seed, max_load=cap, approximate=approx, n_partitions=n_partitions, load_limit=load_limit,
     )
     reliable = np.flatnonzero(probs < SLOW_PROB)
     free = build(None)

@@ -54,6 +54,11 @@ def _frozen(a: Any, name: str, n: int, dtype: type = float) -> np.ndarray:
     return arr
 
 
+#: Fewest latencies of a worker in one state that ``sample(draws="observed")``
+#: resamples; with fewer, that state's draws come from the fitted distribution.
+MIN_OBSERVED_DRAWS = 8
+
+
 @dataclass(frozen=True, eq=False)
 class StragglerModel:
     """Per-worker straggler model: frequency, persistence and latency per state.
@@ -193,13 +198,15 @@ class StragglerModel:
         *,
         return_states: bool = False,
         start: Any = None,
+        draws: str = "fitted",
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Simulate per-unit latencies round by round.
 
         Each worker's state follows its Markov chain, starting from the
         stationary distribution (:attr:`p_stationary`), or from ``start``;
         its latency is drawn from the shifted exponential of the current
-        state. Workers are independent given the model.
+        state, or from the latencies observed in it. Workers are
+        independent given the model.
 
         Parameters
         ----------
@@ -214,6 +221,16 @@ class StragglerModel:
             states (:func:`~dask_quorum.pipeline.stragglers.current_states`)
             to forecast the next rounds: the chain then forgets them at the
             pace of its persistence.
+        draws : {"fitted", "observed"}, default="fitted"
+            ``"observed"`` draws each latency from the worker's own
+            latencies in that state in the matrix the model was fitted from
+            (:attr:`latencies`; uniformly, with replacement), where it has at
+            least :data:`MIN_OBSERVED_DRAWS` of them, and from the shifted
+            exponential otherwise. The exponential's tail is fixed by the
+            mean and the minimum; when the spread of a fast worker is
+            narrower (emulated work, dedicated machines), it overstates how
+            long the slowest of many fast workers takes, and so the cost of a
+            code that waits for all of them.
 
         Returns
         -------
@@ -221,7 +238,17 @@ class StragglerModel:
             ``(n_rounds, n_workers)`` per-unit latencies.
         states : numpy.ndarray of bool
             Only with ``return_states=True``.
+
+        Raises
+        ------
+        ValueError
+            On a bad ``n_rounds`` or ``start``, an unknown ``draws``, or
+            ``draws="observed"`` on a model without :attr:`latencies`.
         """
+        if draws not in ("fitted", "observed"):
+            raise ValueError(f"draws must be 'fitted' or 'observed', got {draws!r}")
+        if draws == "observed" and self.latencies is None:
+            raise ValueError("draws='observed' needs the latencies the model was fitted from (model.latencies is None)")
         if isinstance(n_rounds, bool) or not isinstance(n_rounds, (int, np.integer)) or n_rounds < 1:
             raise ValueError(f"n_rounds must be a positive integer, got {n_rounds!r}")
         n = self.n_workers
@@ -239,8 +266,37 @@ class StragglerModel:
             states[t] = u[t] < np.where(states[t - 1], self.p_slow_slow, self.p_slow_fast)
         fast = self.shift + e_fast / self.rate
         slow = self.slow_shift + e_slow / self.slow_rate
+        if draws == "observed":
+            self._observed_draws(fast, slow, rng)
         x = np.where(states, slow, fast)
         return (x, states) if return_states else x
+
+    def _state_masks(self) -> tuple[np.ndarray, np.ndarray]:
+        """Rounds of :attr:`latencies` in which each worker was seen fast, and seen slow."""
+        observed, _, straggled = _straggle_indicator(self.latencies, self.threshold)
+        return observed & ~straggled, straggled
+
+    def resampled_states(self) -> np.ndarray:
+        """``(n_workers, 2)`` bool: whether ``sample(draws="observed")`` resamples each worker's fast and slow state.
+
+        A state is resampled when the worker was seen in it in at least
+        :data:`MIN_OBSERVED_DRAWS` rounds of :attr:`latencies`; all False
+        for a model without latencies.
+        """
+        if self.latencies is None:
+            return np.zeros((self.n_workers, 2), dtype=bool)
+        fast, slow = self._state_masks()
+        return np.stack([fast.sum(axis=0), slow.sum(axis=0)], axis=1) >= MIN_OBSERVED_DRAWS
+
+    def _observed_draws(self, fast: np.ndarray, slow: np.ndarray, rng: np.random.Generator) -> None:
+        """Replace, in place, each worker's column by draws from its observed latencies in that state."""
+        x = self.latencies
+        seen_fast, seen_slow = self._state_masks()
+        for i in range(self.n_workers):
+            for out, mask in ((fast, seen_fast[:, i]), (slow, seen_slow[:, i])):
+                seen = x[mask, i]
+                if seen.size >= MIN_OBSERVED_DRAWS:
+                    out[:, i] = rng.choice(seen, size=out.shape[0])
 
     # -- diagnostics -------------------------------------------------------
     def goodness_of_fit(self, *, n_simulated: int = 10_000, random_state: int | None = 0) -> xr.Dataset:

@@ -21,15 +21,8 @@ import numpy as np
 import pytest
 from distributed import Client, LocalCluster
 
-from dask_quorum.bench.collections import (
-    RSS_SHARE_TARGET,
-    CollectionsConfig,
-    _lbfgs_iterates,
-    judge,
-    render_markdown,
-    result_rows,
-    run_collections,
-)
+from dask_quorum.bench.collections import CollectionsConfig, _lbfgs_iterates, run_collections
+from dask_quorum.bench.collections_report import RSS_SHARE_TARGET, judge, render_markdown, result_rows
 from dask_quorum.bench.collections_data import (
     PeakRSS,
     make_dataset,
@@ -192,12 +185,13 @@ def test_the_config_derives_rows_chunks_and_the_scenario():
 # -- verdicts: pure -------------------------------------------------------------------
 
 
-def _result(rss_shares, times):
+def _result(rss_shares, times, fits=None):
     data = 10**9
+    fits = fits or {}
     contenders = [
         {"name": name, "family": "dask-ml" if name.startswith("dask-ml") else "dask-quorum",
          "time_to_target_s": t, "rss_growth_bytes": int(rss_shares.get(name, 0.0) * data),
-         "rss_growth_share": rss_shares.get(name, 0.0)}
+         "rss_growth_share": rss_shares.get(name, 0.0), "fit_s": fits.get(name, t), "iterations": 30}
         for name, t in times.items()
     ]
     return {"contenders": contenders, "data_bytes": data}
@@ -231,6 +225,11 @@ def test_judge_says_not_measured_when_a_contender_is_missing_or_never_arrives():
     assert v["best scheme vs dask-ml lbfgs"].met is None
     v = _verdicts(_result({}, {"sync": 20.0, "cyclic": math.inf, "dask-ml-lbfgs": 5.0}))
     assert v["best scheme vs dask-ml lbfgs"].met is None and v["best scheme vs sync"].met is None
-    # a rival that never reaches the target loses to a scheme that does
-    v = _verdicts(_result({}, {"sync": math.inf, "cyclic": 10.0, "dask-ml-lbfgs": math.inf}))
-    assert v["best scheme vs sync"].met is True and v["best scheme vs dask-ml lbfgs"].met is True
+    # a rival stopped short of the target: its whole fit bounds its time to target from below
+    v = _verdicts(_result({}, {"sync": math.inf, "cyclic": 10.0, "dask-ml-lbfgs": math.inf},
+                          fits={"sync": 120.0, "dask-ml-lbfgs": 20.0}))
+    assert v["best scheme vs sync"].met is True
+    assert "sync stopped after 30 iterations and 120.00 s" in v["best scheme vs sync"].detail
+    assert ">= 120.00 s / 10.00 s = 12.00" in v["best scheme vs sync"].detail
+    # a bound under the target decides nothing
+    assert v["best scheme vs dask-ml lbfgs"].met is None and ">= 20.00 s" in v["best scheme vs dask-ml lbfgs"].detail

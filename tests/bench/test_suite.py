@@ -132,14 +132,19 @@ def test_halfway_injection_turns_a_worker_slow_after_the_switch(client4):
 
 
 def test_emulated_work_reaches_every_worker_in_every_scenario_kind(client4):
-    """--unit-seconds: every catalogue scenario carries it, and a no-straggler run still emulates."""
+    """--unit-seconds: every catalogue scenario carries it (the r=2 one keeps its own), and a no-straggler run
+    still emulates."""
     import dask
 
+    from dask_quorum.bench.scenarios import R2_SCENARIO
     from dask_quorum.bench.suite import build_scenarios
 
     picked, _ = build_scenarios(SuiteConfig(quick=True, unit_seconds=0.004), ["none", "persistent", "halfway"])
-    assert picked and all(s.unit_seconds == 0.004 for s in picked)
-    assert all("0.004 s per work unit" in s.describe() for s in picked)
+    others = [s for s in picked if s.name != R2_SCENARIO]
+    assert len(others) == len(picked) - 1 and all(s.unit_seconds == 0.004 for s in others)
+    assert all("0.004 s per work unit" in s.describe() for s in others)
+    r2 = next(s for s in picked if s.name == R2_SCENARIO)
+    assert r2.unit_seconds == 0.0 and r2.partition_s > 0  # its work comes from partition_s
 
     workers = sorted(scheduler_workers(client4))
     injection = Scenario("n", "none", 4, unit_seconds=0.004).injection(client4, workers)
@@ -187,7 +192,7 @@ def test_quick_suite_writes_csv_markdown_plots_and_docs(tmp_path, capsys):
         "--quick", "--workloads", "synthetic-logistic", "--rows", "1000",
         "--scenarios", "none", "persistent-10x-n4", "--contenders", "sync", "cyclic", "auto", "sklearn",
         "--max-iter", "40", "--overhead-workers", "2", "--overhead-rounds", "5",
-        "--scaling-sizes", "4", "8", "--scaling-rounds", "5",
+        "--scaling-sizes", "4", "8", "--scaling-rounds", "5", "--dask-input-gigabytes", "0.01",
         "--out", str(out), "--update-docs", str(docs),
     ])
     assert code == 0
@@ -252,7 +257,8 @@ def test_quick_suite_writes_csv_markdown_plots_and_docs(tmp_path, capsys):
     traces = parser.parse_args([]).traces
     scaled = traces is not None and any(Path(traces).glob("*.csv"))
     assert pngs == sorted(["curves-synthetic-logistic-none.png", "curves-synthetic-logistic-persistent-10x-n4.png",
-                           "overhead.png", "speedup-synthetic-logistic.png", *(["scaling.png"] if scaled else [])])
+                           "overhead.png", "speedup-synthetic-logistic.png", "dask-input.png",
+                           *(["scaling.png"] if scaled else [])])
     if scaled:
         # the scaling section: its CSV, and its table in the markdown with one column per size
         with open(out / "scaling.csv", newline="") as f:
@@ -260,6 +266,10 @@ def test_quick_suite_writes_csv_markdown_plots_and_docs(tmp_path, capsys):
         assert sorted({int(r["workers"]) for r in scaling}) == [4, 8]
         assert "| scheme | n = 4 (" in md and "| sync | " in md.split("Internet scale on paper")[1]
     assert all((out / p).stat().st_size > 5000 for p in pngs)
+    # the dask-input section (on by default): one CSV row per contender, its report, the size asked for
+    with open(out / "dask-input.csv", newline="") as f:
+        assert [r["name"] for r in csv.DictReader(f)][:3] == ["sync", "cyclic", "heterogeneous"]
+    assert "Fitting a persisted dask array" in md and "(0.01 GB, " in md and "--dask-input-gigabytes 0.01" in md
 
     # the docs page: only the results section replaced, the images it shows copied
     page = (docs / "benchmarks.md").read_text()

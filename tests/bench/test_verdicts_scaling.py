@@ -17,6 +17,7 @@ from dask_quorum.pipeline.stragglers import StragglerModel
 from dask_quorum.pipeline.stragglers.synthesis import synthesize_model, synthesize_trace
 
 from dask_quorum.bench import contenders as C
+from dask_quorum.bench.catalogue import R2_PARTITION_S
 from dask_quorum.bench.scaling import ScalingSection, scaling_rows
 from dask_quorum.bench.scenarios import R2_SCENARIO, Scenario
 from dask_quorum.bench.suite import (
@@ -107,10 +108,12 @@ def test_redundancy_two_scenario_is_in_the_persistent_group_and_emulates_its_wor
     assert (r2.p_slow_slow, r2.p_slow_fast) == (0.9, 0.3)  # the persistent scenarios' chain
     assert r2.skip == ("asap",) and "replicas" in r2.skip_reason
     assert all(s.redundancy == s.n_slow + 1 for s in picked if s.name != R2_SCENARIO)
-    # 0.05 s per partition of 1/16 of 32,000 rows: 2,000 rows, 2.5e-5 s each
-    assert r2.for_rows(32_000).unit_seconds == pytest.approx(r2.partition_s * 16 / 32_000)
-    explicit, _ = build_scenarios(SuiteConfig(unit_seconds=1e-4), [R2_SCENARIO])
-    assert explicit[0].for_rows(32_000).unit_seconds == 1e-4  # --unit-seconds wins
+    # R2_PARTITION_S per partition of 1/16 of 32,000 rows: 2,000 rows each
+    assert r2.partition_s == R2_PARTITION_S
+    assert r2.for_rows(32_000).unit_seconds == pytest.approx(R2_PARTITION_S * 16 / 32_000)
+    explicit, _ = build_scenarios(SuiteConfig(unit_seconds=1e-4), [R2_SCENARIO, "none"])
+    assert explicit[0].for_rows(32_000).unit_seconds == pytest.approx(R2_PARTITION_S / 2_000)  # its own work
+    assert explicit[1].unit_seconds == 1e-4  # --unit-seconds for the others
     with pytest.raises(ValueError, match="needs a workload with rows"):
         r2.for_rows(None)
 

@@ -44,3 +44,35 @@ def test_shaping_over_partitions_gives_fast_workers_fractional_loads():
     assert loads[4:].max() <= 5  # well under the uniform 6 (two shares)
     even, _ = shape_heterogeneous(PROBS, lat, redundancy=2, random_state=0, rows_per_partition=1.0)
     assert run.mean_time < 0.8 * simulate(even, lat).mean_time
+
+
+def test_load_limit_bounds_every_worker_the_likely_stragglers_included():
+    probs = np.r_[np.full(4, 0.8), np.full(12, 0.05)]
+    free = make_code("heterogeneous", 16, redundancy=2, straggle_probs=probs, n_partitions=48, max_load=4,
+                     random_state=0)
+    assert np.count_nonzero(free.B, axis=1).max() == 12  # the stragglers hold the second copies
+    code = make_code("heterogeneous", 16, redundancy=2, straggle_probs=probs, n_partitions=48, max_load=5,
+                     load_limit=9, random_state=0)
+    loads = np.count_nonzero(code.B, axis=1)
+    assert loads.max() <= 9 and loads.sum() == 96
+    assert code.exact and code.is_exact(np.arange(4, 16))  # still decodes from the 12 fast workers
+    # 12 x 4 + 4 x 10 = 88 < 96 replicas: does not fit, and says so
+    with pytest.raises(ValueError, match=r"max_load=4 \(load_limit=10\) leaves room for 88 of the 96"):
+        make_code("heterogeneous", 16, redundancy=2, straggle_probs=probs, n_partitions=48, max_load=4,
+                  load_limit=10)
+    with pytest.raises(ValueError, match="load_limit must be an integer >= 1"):
+        make_code("heterogeneous", 16, redundancy=2, straggle_probs=probs, load_limit=0)
+    with pytest.raises(ValueError, match="load_limit is only used by"):
+        make_code("cyclic", 16, redundancy=2, load_limit=4)
+
+
+def test_shaping_keeps_to_the_load_limit():
+    from dask_quorum.pipeline.planning import shape_heterogeneous
+
+    rng = np.random.default_rng(0)
+    probs = np.r_[np.full(4, 0.8), np.full(12, 0.05)]
+    latencies = np.where((rng.random((200, 16)) < 0.8) & (np.arange(16) < 4), 10.0, 1.0)  # fast ones never slow
+    free, _ = shape_heterogeneous(probs, latencies, redundancy=2, n_partitions=48, random_state=0)
+    bounded, _ = shape_heterogeneous(probs, latencies, redundancy=2, n_partitions=48, random_state=0, load_limit=7)
+    assert np.count_nonzero(free.B, axis=1).max() > 7
+    assert np.count_nonzero(bounded.B, axis=1).max() <= 7 and bounded.is_exact(np.arange(4, 16))

@@ -314,3 +314,18 @@ def test_estimators_fit_with_adaptive_schemes(client4, scheme):
     assert set(est.history_["scheme"].values) <= {"sync", "frc", "cyclic", "heterogeneous"}
     f = lambda m: m.history_["loss"].values.min()
     assert f(est) == pytest.approx(f(ref), rel=1e-4)
+
+
+def test_choose_code_keeps_to_the_workers_memory():
+    true, model, states = _r2_model()
+    current = initial_code("heterogeneous", 16, 2, 0)
+    free = choose_code("heterogeneous", model, states, redundancy=2, horizon=10, current=current,
+                       n_partitions=48, random_state=0)
+    assert free is not None
+    bounded = choose_code("heterogeneous", model, states, redundancy=2, horizon=10, current=current,
+                          n_partitions=48, random_state=0, load_limit=7)
+    assert bounded is not None and _loads(bounded).max() <= 7 and bounded.is_exact(list(range(12)))
+    # nothing fits 2 placed partitions per worker (redundancy 2 needs 6 of 48 on average): keep the code
+    for scheme in ("heterogeneous", "auto"):
+        assert choose_code(scheme, model, states, redundancy=2, horizon=10, current=current,
+                           n_partitions=48, random_state=0, load_limit=2) is None

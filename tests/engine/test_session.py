@@ -51,3 +51,24 @@ def test_session_needs_enter_and_place(client4):
 def test_make_code_is_what_the_session_uses(client4):
     with CodedSession(client4, scheme="cyclic", redundancy=2, random_state=3) as s:
         np.testing.assert_array_equal(s.code.B, make_code("cyclic", 4, redundancy=2, random_state=3).B)
+
+
+def test_partition_limit_is_what_the_smallest_worker_memory_takes():
+    import dask
+    from dask.sizeof import sizeof
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=3, threads_per_worker=1, processes=False, dashboard_address=":0",
+                      memory_limit="8GiB") as cluster, Client(cluster, set_as_default=False) as client:
+        with CodedSession(client, scheme="cyclic", redundancy=2, random_state=0) as s:
+            with pytest.raises(RuntimeError, match="place the partitions first"):
+                s.partition_limit()
+            parts = [np.ones(2**17) * j for j in range(s.n_partitions)]  # 1 MiB each
+            s.place(parts)
+            with dask.config.set({"distributed.worker.memory.target": 0.5}):
+                assert s.partition_limit() == int(8 * 2**30 * 0.5 // sizeof(parts[0]))
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0",
+                      memory_limit=0) as cluster, Client(cluster, set_as_default=False) as client:
+        with CodedSession(client, scheme="sync", redundancy=1, random_state=0) as s:
+            s.place([np.ones(4) for _ in range(s.n_partitions)])
+            assert s.partition_limit() is None  # no memory limits: no bound

@@ -42,6 +42,52 @@ def test_sample_from_given_states_forgets_them_at_the_chains_pace(make_model):
 # views
 
 
+def _narrow_latencies(rounds=40, n=8, seed=0):
+    """Fast workers within +-1 % of 1 s per unit, workers 0 and 1 always 10x."""
+    rng = np.random.default_rng(seed)
+    x = 1.0 + 0.01 * rng.uniform(-1, 1, (rounds, n))
+    x[:, :2] *= 10
+    return x
+
+
+def test_observed_draws_resample_each_workers_own_latencies():
+    x = _narrow_latencies()
+    model = fit_straggler_model(x, workers=[f"w{i}" for i in range(x.shape[1])])
+    sim, states = model.sample(500, random_state=3, return_states=True, draws="observed")
+    for i in range(x.shape[1]):
+        # a draw in a state the worker was seen in is one of its own observations there
+        seen = states[:, i] if i < 2 else ~states[:, i]
+        assert seen.sum() > 100
+        assert np.isin(sim[seen, i], x[:, i]).all(), i
+    resampled = model.resampled_states()
+    assert resampled.shape == (x.shape[1], 2)
+    assert (resampled[:2] == [False, True]).all() and (resampled[2:] == [True, False]).all()
+    fitted = model.sample(500, random_state=3, draws="fitted")
+    # the shifted exponential of the fast state reaches far beyond the observed spread
+    assert fitted[~states].max() > x[:, 2:].max() + 0.02
+    assert sim[:, 2:][~states[:, 2:]].max() <= x[:, 2:].max()
+    np.testing.assert_array_equal(sim, model.sample(500, random_state=3, draws="observed"))
+
+
+def test_observed_draws_need_enough_observations_and_the_data():
+    from dask_quorum.pipeline.stragglers.model import MIN_OBSERVED_DRAWS
+
+    x = _narrow_latencies(rounds=MIN_OBSERVED_DRAWS - 1)
+    model = fit_straggler_model(x, workers=[f"w{i}" for i in range(x.shape[1])])
+    sim = model.sample(200, random_state=0, draws="observed")
+    # too few rounds: the fitted distributions, as with draws="fitted"
+    np.testing.assert_array_equal(sim, model.sample(200, random_state=0))
+    assert not model.resampled_states().any()
+    with pytest.raises(ValueError, match="draws must be"):
+        model.sample(5, draws="bootstrap")
+    bare = model.__class__(**{f: getattr(model, f) for f in (
+        "workers", "p", "p_slow_slow", "p_slow_fast", "shift", "rate", "slow_shift", "slow_rate",
+        "slowdown", "n_rounds")})
+    with pytest.raises(ValueError, match="latencies"):
+        bare.sample(5, draws="observed")
+    assert not bare.resampled_states().any()
+
+
 def test_model_views(make_model):
     model = fit_straggler_model(make_model().sample(300, random_state=4), workers=[f"w{i}" for i in range(10)])
     ds = model.to_dataset()
