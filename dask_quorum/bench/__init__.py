@@ -15,7 +15,11 @@ bare Dask floor. Modules, one job each:
 * :mod:`.suite`: the run; :mod:`.targets`: the issue's targets;
 * :mod:`.sections`: extra sections of a run (a registry), such as
   :mod:`.scaling`: the planner's simulator on synthetic clusters of 16 to
-  256 workers drawn from the EC2 traces (pure, no cluster);
+  256 workers drawn from the EC2 traces (pure, no cluster), and
+  :mod:`.collections_section`: fitting a dask array persisted on the
+  workers against dask-ml (:mod:`.collections` runs it,
+  :mod:`.collections_data` makes and measures the data,
+  :mod:`.collections_report` judges and reports it);
 * :mod:`.report`: CSV, markdown, PNGs, the docs page (:mod:`.plotting`: the
   figures' style); :mod:`.cli`: the command.
 
