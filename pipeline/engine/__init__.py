@@ -7,7 +7,8 @@ parameters; :mod:`.answers`: when a round stops; :mod:`.record`: what it
 records), a session that keeps one code with its data (:mod:`.session`)
 and survives lost and joining workers (:mod:`.membership`: noticing them;
 :mod:`.replan`: the new plan), the errors a fit ends with (:mod:`.errors`),
-online re-fitting and re-encoding (:mod:`.adapt`), the L-BFGS driver
+online re-fitting and re-encoding (:mod:`.adapt`; the code it picks:
+:mod:`.choice`), the L-BFGS driver
 (:mod:`.solver`), the history Dataset (:mod:`.history`) and the fit entry
 point (:mod:`.fit`).
 
@@ -17,11 +18,11 @@ May import :mod:`~dask_quorum.pipeline.coding`,
 and the dashboard's client-side reporter.
 """
 
-from .adapt import (
+from .adapt import OnlineAdapter, effective_units
+from .choice import (
     ADAPTIVE_SCHEMES,
     Forecast,
-    OnlineAdapter,
-    effective_units,
+    choose_code,
     initial_code,
     loads_moved,
     smoothed_probs,
@@ -54,6 +55,7 @@ __all__ = [
     "SolverResult",
     "WorkersLostError",
     "asap_to_dataset",
+    "choose_code",
     "coded_partial",
     "compute_within",
     "effective_units",

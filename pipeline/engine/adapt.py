@@ -6,10 +6,14 @@ repetition when the redundancy divides the workers, cyclic repetition
 otherwise): no approximate first rounds, and nothing placed by guesses
 about who is slow.
 
-Every ``quorum.adapt.every`` rounds the adapter reads this session's round
-tasks from the latency recorder, fits a straggler model on the most recent
+Every ``quorum.adapt.every`` rounds (and at once after a round far slower
+than the ones before it) the adapter reads this session's round tasks from
+the latency recorder, fits a straggler model on the most recent
 ``quorum.adapt.window`` rounds, and, when the model changed materially,
-asks :func:`choose_code`:
+asks :func:`choose_code`. Workers still running a task when a round ended
+are censored observations (:attr:`RoundRecord.pending`): a straggler busy
+for many rounds, or one that never finished a task yet, is slow in each of
+them, not seen once per task. Then:
 
 * ``heterogeneous``: rebuilds the heterogeneity-aware code from the fitted
   straggle probabilities (:func:`smoothed_probs`): the reliable workers
@@ -24,8 +28,9 @@ asks :func:`choose_code`:
   is unbiased over the rotation's period. The new code replaces the
   current one when its simulated rounds are faster by more than
   ``quorum.adapt.min-gain``;
-* ``auto``: asks :func:`~dask_quorum.pipeline.planning.plan` which scheme is
-  fastest for the fitted cluster and switches when the expected round time
+* ``auto``: weighs that heterogeneous code against the uniform ones
+  (``sync``, ``frc``, ``cyclic``) on the same simulated rounds and switches
+  to the fastest (the cheapest of near ties) when the expected round time
   improves by more than ``quorum.adapt.min-gain``.
 
 Re-encoding moves only the replicas that change
@@ -46,62 +51,25 @@ import scipy.stats
 
 from dask_quorum import config
 
-from ..coding import (
-    MOVE_BUDGET,
-    GradientCode,
-    Rotation,
-    block_size,
-    choose_hold,
-    make_code,
-)
-from ..planning import plan, shape_heterogeneous, simulate
+from ..coding import MOVE_BUDGET, GradientCode, Rotation, block_size, choose_hold
 from ..recorder import attach, latencies
 from ..stragglers import (
     StragglerModel,
     current_states,
     fit_straggler_model,
     latency_matrix,
+    round_spans,
 )
+from .choice import ADAPTIVE_SCHEMES, choose_code, loads_moved, smoothed_probs
 from .session import CodedSession
 from .task import ROUND_PREFIX
 
 logger = logging.getLogger(__name__)
 
-ADAPTIVE_SCHEMES = ("heterogeneous", "auto")
-
-#: Rounds simulated from the fitted model to choose a code.
-SIMULATED_ROUNDS = 100
-
-#: Schemes ``auto`` chooses from (``heterogeneous`` is built from the model).
-AUTO_CANDIDATES = ("sync", "frc", "cyclic", "heterogeneous")
-
-
-def uniform_code(n_workers: int, redundancy: int) -> GradientCode:
-    """The best exact code with equal loads: ``frc`` if ``redundancy`` divides ``n_workers``, else ``cyclic``.
-
-    Both decode exactly from any ``n - redundancy + 1`` workers; fractional
-    repetition also from many larger straggler sets (one answer per group)
-    and needs no least squares. The redundancy is clipped to ``n_workers``
-    (after workers are lost); with redundancy 1 the code is ``sync``.
-    """
-    r = max(1, min(int(redundancy), int(n_workers)))
-    if r == 1:
-        return make_code("sync", n_workers)
-    return make_code("frc" if n_workers % r == 0 else "cyclic", n_workers, redundancy=r)
-
-
-def initial_code(scheme: str, n_workers: int, redundancy: int, random_state: Any) -> GradientCode:
-    """The code an adaptive fit starts with, before any straggler model exists.
-
-    Both ``auto`` and ``heterogeneous`` start with :func:`uniform_code`:
-    exact whoever the ``redundancy - 1`` stragglers are, and with no
-    approximate first rounds. ``random_state`` is accepted for the
-    ``code_factory`` signature; the uniform codes are deterministic.
-    """
-    if scheme not in ADAPTIVE_SCHEMES:
-        raise ValueError(f"scheme must be one of {ADAPTIVE_SCHEMES}, got {scheme!r}")
-    return uniform_code(n_workers, redundancy)
-
+#: A round this many times slower than the code's typical round re-fits at once ...
+SLOW_ROUND_FACTOR = 3.0
+#: ... the median of the first this many rounds after the code was set.
+REFERENCE_ROUNDS = 3
 
 def effective_units(compute: np.ndarray, units: np.ndarray, *, max_points: int = 400) -> np.ndarray:
     """Work units that account for a task's fixed cost: ``units + a / b``.
@@ -134,79 +102,6 @@ def effective_units(compute: np.ndarray, units: np.ndarray, *, max_points: int =
     if intercept <= 0:
         return units
     return units + intercept / slope
-
-
-#: Pseudo-rounds of the cluster-wide prior in :func:`smoothed_probs`.
-PRIOR_ROUNDS = 2.0
-#: No worker is assumed to straggle less often than this.
-P_FLOOR = 0.05
-
-
-def smoothed_probs(model: StragglerModel) -> np.ndarray:
-    """Straggle probabilities fit to build loads from.
-
-    Heterogeneous loads go as ``(1 - p) / p``, so raw frequencies from a
-    short window are too sharp: a healthy worker seen slow once and one never
-    seen slow would get loads tens of times apart. Each worker's frequency is
-    shrunk toward the cluster's pooled frequency with ``PRIOR_ROUNDS``
-    pseudo-rounds (a worker observed in few rounds, such as one that was busy
-    straggling, stays near the cluster's rate rather than near 1/2), and
-    floored at ``P_FLOOR``.
-    """
-    p = np.asarray(model.p, dtype=float)
-    n = np.asarray(model.n_rounds, dtype=float)
-    pooled = float(np.sum(p * n) / max(np.sum(n), 1.0))
-    shrunk = (p * n + PRIOR_ROUNDS * pooled) / (n + PRIOR_ROUNDS)
-    return np.clip(shrunk, P_FLOOR, 1 - 1e-3)
-
-
-def loads_moved(old: np.ndarray, new: np.ndarray, factor: float) -> bool:
-    """Whether some worker's ideal load ``(1 - p) / p`` changed by more than ``factor``."""
-    odds = lambda p: (1 - p) / p
-    return bool(np.max(np.abs(np.log(odds(new) / odds(old)))) > np.log(factor))
-
-
-class Forecast:
-    """A straggler model seen from now: the next ``horizon`` rounds, many times over.
-
-    :func:`~dask_quorum.pipeline.planning.plan` judges a code by simulating
-    a model from its stationary state, the long-run view. An adapter that
-    re-fits every ``horizon`` rounds cares about those rounds only, and they
-    start from the workers' current states: a worker slow in every round so
-    far is slow now, whatever its chain's stationary probability (which the
-    prior pulls towards the cluster's after few rounds). :meth:`sample`
-    stacks independent runs of ``horizon`` rounds, each starting from
-    ``start``; ``workers`` and ``p`` are the model's. Latencies are drawn
-    from those observed in each state when the model keeps its data
-    (``StragglerModel.sample(draws="observed")``): a code that waits for
-    the slowest of many fast workers is judged on their measured spread,
-    not on an exponential tail fitted to it.
-
-    Parameters
-    ----------
-    model : StragglerModel
-    start : ndarray of bool, shape (n_workers,)
-        The workers' current states (:func:`~dask_quorum.pipeline.stragglers.current_states`).
-    horizon : int
-        Rounds until the next re-fit.
-    """
-
-    def __init__(self, model: StragglerModel, start: np.ndarray, horizon: int) -> None:
-        self.model = model
-        self.start = np.asarray(start, dtype=bool)
-        self.horizon = max(int(horizon), 1)
-        self.workers = model.workers
-        self.p = model.p
-
-    def sample(self, n_rounds: int, random_state: Any = None) -> np.ndarray:
-        """``(n_rounds, n_workers)`` per-unit latencies, runs of ``horizon`` rounds from ``start``."""
-        rng = np.random.default_rng(random_state)
-        draws = "observed" if self.model.latencies is not None else "fitted"
-        runs = [
-            self.model.sample(self.horizon, random_state=rng, start=self.start, draws=draws)
-            for _ in range(-(-n_rounds // self.horizon))
-        ]
-        return np.concatenate(runs)[:n_rounds]
 
 
 class OnlineAdapter:
@@ -277,15 +172,19 @@ class OnlineAdapter:
         self._rotation_start = 0
         self._rotated: GradientCode | None = None  # the code the rotation last set
         attach(session.client)
-        # Recorder cursors at the last few re-fits: reading from the oldest
-        # keeps each read to about ``window`` rounds of rows.
-        self._cursors: deque[int] = deque(
-            [latencies(session.client).attrs["cursor"]], maxlen=-(-self.window // self.every) + 1
-        )
+        # Recorder cursors at past re-fits, with the rounds done then: reading
+        # from the newest one at least ``window`` rounds old keeps each read
+        # to about ``window`` rounds of rows, however often re-fits come.
+        self._cursors: deque[tuple[int, int]] = deque([(0, latencies(session.client).attrs["cursor"])])
+        self._last_refit = 0
+        self._encoded = 0  # rounds done when the current code was set
+        self._gap = 1  # rounds from a re-fit to the next one a slow round may trigger
 
-    def _fit(self) -> StragglerModel | None:
-        ds = latencies(self.session.client, since=self._cursors[0])
-        self._cursors.append(ds.attrs["cursor"])
+    def _fit(self, done: int) -> StragglerModel | None:
+        while len(self._cursors) > 1 and self._cursors[1][0] <= done - self.window:
+            self._cursors.popleft()
+        ds = latencies(self.session.client, since=self._cursors[0][1])
+        self._cursors.append((done, ds.attrs["cursor"]))
         # Only this session's round tasks: blank the keys of everything else.
         tag = f"{ROUND_PREFIX}-{self.session.token}"
         keys = ds["key"].values
@@ -293,27 +192,88 @@ class OnlineAdapter:
         if mine.sum() < 2 * len(self.session.workers):
             return None
         ds["key"] = (ds["key"].dims, np.where(mine, keys, ""))
+        pending = self._pending(ds)
+        # The fixed cost per task, fitted on the measured tasks, applies to the pending ones too.
         units = ds["units"].values.copy()
-        units[mine] = effective_units(ds["compute"].values[mine], units[mine])
+        pending_units = np.array([u for *_, u in pending], dtype=float)
+        both = effective_units(
+            np.concatenate([ds["compute"].values[mine], np.full(len(pending), np.nan)]),
+            np.concatenate([units[mine], pending_units]),
+        )
+        units[mine] = both[: mine.sum()]
         ds["units"] = (ds["units"].dims, units)
-        matrix, names = latency_matrix(ds, workers=self.session.workers)
-        model = fit_straggler_model(matrix[-self.window :], workers=names)
-        self._states = current_states(matrix[-self.window :], workers=names, threshold=model.threshold)
+        # A worker still running its first task has no sample yet: a NaN column.
+        names = list(self.session.workers)
+        recorded = {str(w) for w in ds["worker"].values}
+        measured, present = latency_matrix(ds, workers=[w for w in names if w in recorded])
+        matrix = np.full((measured.shape[0], len(names)), np.nan)
+        matrix[:, [names.index(w) for w in present]] = measured
+        censored = np.full(matrix.shape, np.nan)
+        for (row, address, seconds, _), u in zip(pending, both[mine.sum() :]):
+            if address in names and u > 0:
+                censored[row, names.index(address)] = seconds / u
+        x, c = matrix[-self.window :], censored[-self.window :]
+        model = fit_straggler_model(x, workers=names, censored=c)
+        self._states = current_states(x, workers=names, threshold=model.threshold, censored=c)
         return model
+
+    def _pending(self, ds: Any) -> list[tuple[int, str, float, float]]:
+        """``(matrix row, worker, seconds, units)`` of the tasks still running at the end of recorded rounds.
+
+        A worker busy with a slow task reports once per task; the rounds it
+        spent busy are lower bounds of its latency
+        (:attr:`RoundRecord.pending`), which the model counts as slow when
+        they exceed the straggle threshold.
+        """
+        span = round_spans(ds).get(self.session.token)
+        if span is None:
+            return []
+        first, last = span
+        workers = self.session.all_workers
+        out = []
+        for record in reversed(self.session.records):
+            if record.task_round < first:
+                break
+            if record.task_round <= last:
+                out += [(record.task_round - first, workers[i], sec, u) for i, sec, u in record.pending]
+        return out
 
     def after_round(self, index: int) -> None:
         """Call after round ``index``; re-fits after ``first`` rounds, then every ``every``.
 
-        Between re-fits, an approximate code is rotated by its
-        :attr:`rotation` (one step every ``rotation.hold`` rounds).
+        A round more than :data:`SLOW_ROUND_FACTOR` times slower than the
+        code's typical round (the median of the :data:`REFERENCE_ROUNDS`
+        rounds after it was set) re-fits at once: a straggler that appears
+        under a code that cannot ignore it (``sync`` after a quiet start)
+        holds back a round or two, not ``every``. While rounds stay slow and
+        re-fits change nothing, the rounds between such re-fits double (up
+        to ``every``). Between re-fits, an approximate code is rotated by
+        its :attr:`rotation` (one step every ``rotation.hold`` rounds).
         """
         done = index + 1
-        if done < self.first or (done - self.first) % self.every:
+        scheduled = done >= self.first and (done - self.first) % self.every == 0
+        triggered = not scheduled and self._round_was_slow(done)
+        if not (scheduled or triggered):
             self._rotate(done)
             return
-        if not self._refit(index):
-            self._rotate(done)
+        self._last_refit = done
+        if self._refit(index):
+            self._encoded, self._gap = done, 1
+            return
+        if triggered:
+            self._gap = min(2 * self._gap, self.every)
+        self._rotate(done)
 
+    def _round_was_slow(self, done: int) -> bool:
+        """Whether the last round took far longer than the current code's typical round."""
+        if done < self.first or done - self._last_refit < self._gap:
+            return False
+        start = self._encoded
+        reference = self.session.records[start : start + REFERENCE_ROUNDS]
+        if done - start <= REFERENCE_ROUNDS:
+            return False
+        typical = float(np.median([r.wall_time for r in reference]))
+        return self.session.records[done - 1].wall_time > SLOW_ROUND_FACTOR * typical
     def _rotate(self, done: int) -> None:
         """Re-encode by the rotation's next step when one is due before round ``done``."""
         rot = self.rotation
@@ -330,7 +290,7 @@ class OnlineAdapter:
     def _refit(self, index: int) -> bool:
         """Re-fit the model and re-encode if it pays; whether the code was replaced."""
         try:
-            model = self._fit()
+            model = self._fit(index + 1)
         except ValueError as exc:  # too little data for a model yet
             logger.debug("no straggler model after round %d: %s", index, exc)
             return False
@@ -381,97 +341,3 @@ class OnlineAdapter:
         )
 
 
-def choose_code(
-    scheme: str,
-    model: StragglerModel,
-    states: np.ndarray,
-    *,
-    redundancy: int,
-    horizon: int,
-    current: GradientCode,
-    probs: np.ndarray | None = None,
-    units: float = 1.0,
-    n_partitions: int | None = None,
-    error_tol: float = 1e-9,
-    min_gain: float = 0.1,
-    random_state: int = 0,
-    load_limit: int | None = None,
-) -> GradientCode | None:
-    """The code an adaptive scheme switches to for a fitted model, or None to keep ``current``.
-
-    Candidates and ``current`` are simulated on the same forecast rounds
-    (:class:`Forecast`, ``horizon`` rounds from the workers' ``states``); a
-    candidate must be faster by more than ``min_gain``, so that
-    re-ordering equally loaded workers after small changes of ``p`` moves
-    no data for nothing.
-
-    * ``heterogeneous``:
-      :func:`~dask_quorum.pipeline.planning.shape_heterogeneous` on
-      ``probs`` (default :func:`smoothed_probs`), approximate codes allowed
-      where the reliable workers cannot hold every partition (the adapter
-      rotates those), over ``n_partitions`` partitions (default one per
-      worker; ``units`` stays the rows of one worker's share, ``n / k``
-      partitions' worth).
-    * ``auto``: :func:`~dask_quorum.pipeline.planning.plan` over
-      :data:`AUTO_CANDIDATES` with ``error_tol``: it picks
-      ``heterogeneous`` when persistent stragglers are more than the
-      redundancy lets a uniform code ignore (the reliable workers then
-      cover every partition and decode alone), and ``sync`` (the cheapest
-      of ties) when nobody straggles.
-
-    ``load_limit`` (the placed partitions a worker's memory takes,
-    :meth:`~dask_quorum.pipeline.engine.CodedSession.partition_limit`)
-    bounds the heterogeneous loads, the likely stragglers' included; a
-    code that would still place more on some worker is not chosen.
-    """
-    probs = smoothed_probs(model) if probs is None else probs
-    forecast = Forecast(model, states, horizon)
-    # plan() draws its sample the same way, so both see the same rounds
-    sampled = forecast.sample(SIMULATED_ROUNDS, random_state=random_state)
-    if scheme == "heterogeneous":
-        try:
-            code, run = shape_heterogeneous(
-                probs,
-                sampled,
-                redundancy=redundancy,
-                random_state=random_state,
-                rows_per_partition=units * model.n_workers / (n_partitions or model.n_workers),
-                approximate=True,
-                n_partitions=n_partitions,
-                load_limit=load_limit,
-            )
-        except ValueError as exc:
-            if load_limit is None:
-                raise
-            logger.warning("keeping the current code: no heterogeneous code fits the workers' memory (%s)", exc)
-            return None
-        expected = run.mean_time
-    elif scheme == "auto":
-        result = plan(
-            forecast,
-            schemes=AUTO_CANDIDATES,
-            redundancy=redundancy,
-            n_rounds=SIMULATED_ROUNDS,
-            error_tol=error_tol,
-            random_state=random_state,
-            rows_per_partition=units,
-        )
-        code = result.codes[result.recommended]
-        expected = float(result.table.loc[result.recommended, "mean_time"])
-    else:
-        raise ValueError(f"scheme must be one of {ADAPTIVE_SCHEMES}, got {scheme!r}")
-    if load_limit is not None:
-        k = n_partitions or code.n_partitions
-        placed = np.count_nonzero(code.B, axis=1) * max(1, k // code.n_partitions)
-        if placed.max() > load_limit:
-            logger.warning(
-                "not switching to %r: it would place %d partitions on a worker whose memory takes %d",
-                code, int(placed.max()), load_limit,
-            )
-            return None
-    now = simulate(
-        current, sampled, rows_per_partition=units * current.n_workers / current.n_partitions
-    ).mean_time
-    if expected > (1 - min_gain) * now:
-        return None
-    return code

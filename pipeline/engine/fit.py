@@ -23,7 +23,8 @@ from distributed import Client
 
 from dask_quorum import config
 
-from .adapt import ADAPTIVE_SCHEMES, OnlineAdapter, initial_code
+from .adapt import OnlineAdapter
+from .choice import ADAPTIVE_SCHEMES, initial_code
 from .session import CodedSession
 from .solver import SolverResult, lbfgs
 

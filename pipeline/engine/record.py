@@ -42,6 +42,16 @@ class RoundRecord:
         The workers the round's code ran on, in code order (empty when not
         recorded). A session numbers workers by first appearance, so after
         a worker is lost or joins these are not ``0 .. n-1``.
+    task_round : int
+        The round number in this round's task keys (``-1`` when not
+        recorded); it differs from ``index`` after a round ran again on
+        fewer workers.
+    pending : tuple of (int, float, float)
+        ``(worker, seconds, units)`` for every worker whose task (of this
+        round or an earlier one) was still running when the round had its
+        result: the task had run ``seconds`` on ``units`` work units. A
+        straggler model takes ``seconds / units`` as a lower bound of the
+        worker's latency in this round (``censored``).
     """
 
     index: int
@@ -54,3 +64,5 @@ class RoundRecord:
     stop: str
     scheme: str = ""
     members: tuple[int, ...] = ()
+    task_round: int = -1
+    pending: tuple[tuple[int, float, float], ...] = ()

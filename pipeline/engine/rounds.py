@@ -134,6 +134,8 @@ class RoundRunner:
         self._done: queue.SimpleQueue = queue.SimpleQueue()
         # worker address -> its unfinished round task (at most one per worker)
         self._inflight: dict[str, Future] = {}
+        # When each worker's latest task was submitted, and its work units.
+        self._started: dict[str, tuple[float, float]] = {}
         # worker address -> (future, background fetch) of its current-round result
         self._fetching: dict[str, tuple[Future, Any]] = {}
         self._abandoned: dict[Any, Future] = {}
@@ -227,7 +229,8 @@ class RoundRunner:
         address = self.placement.workers[i]
         cols = self.placement.columns[i]
         # The latency recorder normalises compute time by these work units.
-        with dask.annotate(quorum_units=self.placement.units(i)):
+        units = self.placement.units(i)
+        with dask.annotate(quorum_units=units):
             fut = self.client.submit(
                 coded_partial,
                 fn,
@@ -240,6 +243,7 @@ class RoundRunner:
                 pure=False,
             )
         self._inflight[address] = fut
+        self._started[address] = (perf_counter(), units)
         fut.add_done_callback(functools.partial(self._on_done, t, address))
 
     def _on_done(self, t: int, address: str, fut: Future) -> None:
@@ -402,6 +406,11 @@ class RoundRunner:
                 params_future.release()
         total = answers.decode()
         finished = perf_counter()
+        pending = tuple(
+            (row[a], finished - self._started[a][0], self._started[a][1])
+            for a in sorted(self._inflight)
+            if a in row and a in self._started
+        )
         record = RoundRecord(
             index=t,
             wall_time=finished - start,
@@ -412,6 +421,8 @@ class RoundRunner:
             last_responder=answers.responders[-1],
             stop=stop,
             scheme=self.code.scheme,
+            task_round=t,
+            pending=pending,
         )
         return total, record
 

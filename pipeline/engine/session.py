@@ -364,6 +364,7 @@ class CodedSession:
             busy=tuple(members[i] for i in record.busy),
             last_responder=members[record.last_responder],
             members=members,
+            pending=tuple((members[i], seconds, units) for i, seconds, units in record.pending),
         )
         self.records.append(record)
         if self._reporter is not None:

@@ -13,7 +13,7 @@ Pure NumPy/SciPy/pandas/xarray: imports nothing of Dask and no other
 """
 
 from .fit import fit_straggler_model
-from .matrix import latency_matrix
+from .matrix import latency_matrix, round_spans
 from .model import StragglerModel
 from .states import current_states
 from .traces import TRACE_COLUMNS, load_trace, trace_rows
@@ -25,5 +25,6 @@ __all__ = [
     "fit_straggler_model",
     "latency_matrix",
     "load_trace",
+    "round_spans",
     "trace_rows",
 ]

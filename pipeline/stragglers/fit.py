@@ -29,7 +29,10 @@ worker did not report
   pairs of *consecutive observations* of the worker, i.e. its successive
   observed rounds; rounds in between in which it was not observed (NaN:
   the engine skips a worker still busy with an earlier round's task, so a
-  10x straggler reports about one round in ten) are stepped over:
+  10x straggler reports about one round in ten) are stepped over, unless
+  the engine knows the worker's task had run longer than the straggle
+  threshold by the round's end (``censored``): such a round is a slow
+  observation without a latency:
   ``P(slow | slow) = (n_ss + 2a m_s) / (n_ss + n_sf + 2a)`` and
   ``P(slow | fast) = (n_fs + 2a m_f) / (n_fs + n_ff + 2a)``, i.e. the
   posterior mean under a ``Beta(2a m, 2a (1 - m))`` prior of strength
@@ -44,7 +47,9 @@ worker did not report
 * **Latency per state.** A shifted exponential ``T = shift + Exp(rate)``
   per state with the maximum-likelihood estimates ``shift = min`` and
   ``1 / rate = mean - min`` (Lee et al., arXiv 1512.02673; per node:
-  Reisizadeh et al., arXiv 1701.05973). A state with fewer than two samples
+  Reisizadeh et al., arXiv 1701.05973). A worker with fewer than two slow
+  latencies but censored slow rounds is fitted on their lower bounds
+  too. A state with fewer than two samples
   for a worker borrows the cluster's pooled parameters of that state (all
   workers' samples of the state together); if no worker of the cluster
   ever straggled, the slow state is the fast state stretched to the
@@ -90,7 +95,7 @@ from ._checks import _check_threshold
 from .distributions import MIN_STATE_SAMPLES, _shifted_exp
 from .matrix import latency_matrix
 from .model import StragglerModel
-from .states import _shrunk, _straggle_indicator, _transition_counts
+from .states import _check_censored, _shrunk, _straggle_indicator, _transition_counts
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +106,7 @@ def fit_straggler_model(
     threshold: float = 2.0,
     workers: Sequence[str] | None = None,
     prior: float = 1.0,
+    censored: Any = None,
 ) -> StragglerModel:
     """Fit a per-worker straggler model from measured latencies.
 
@@ -121,6 +127,20 @@ def fit_straggler_model(
         Strength ``a`` of the prior of the transition probabilities: worth
         ``2a`` observed transitions at the cluster's pooled rate (see the
         module docstring). Must be > 0.
+    censored : array-like of shape (n_rounds, n_workers), optional
+        Lower bounds of per-unit latencies that were not measured (NaN
+        elsewhere), aligned with the latency matrix (after ``workers``):
+        a worker still running an older task when a round finished, whose
+        latency for that round is at least as long as the task had run. An
+        entry NaN in the latencies whose bound exceeds ``threshold`` times
+        the round median counts as a slow observation of the worker (in
+        ``p``, the transitions and ``n_rounds``); a smaller bound tells
+        nothing and is ignored. The bounds are no latencies: they stand in
+        for the worker's slow-state latencies only where fewer than two of
+        those were measured (understating the slow state, where the
+        fallbacks below would guess it). Without it, a worker
+        busy for many rounds is seen once per task, and one that never
+        finished a task is not seen at all.
 
     Returns
     -------
@@ -148,7 +168,8 @@ def fit_straggler_model(
     if not (isinstance(prior, (int, float)) and math.isfinite(prior) and prior > 0):
         raise ValueError(f"prior must be a finite number > 0, got {prior!r}")
     x, names = latency_matrix(latencies, workers=workers)
-    observed, med, slow = _straggle_indicator(x, threshold)
+    censored = _check_censored(censored, x.shape)
+    observed, med, slow = _straggle_indicator(x, threshold, censored)
     if not observed.any():
         raise ValueError("latencies are all NaN: nothing was observed")
     n_obs_rounds = int(observed.any(axis=1).sum())
@@ -170,6 +191,8 @@ def fit_straggler_model(
     p_sf = _shrunk(n_fs, n_ff, prior)
 
     fast = observed & ~slow
+    bounded = slow & np.isnan(x)  # censored slow rounds: a lower bound, no latency
+    slow = slow & ~bounded
     pooled_fast = _shifted_exp(x[fast])  # every observed round has a fast worker: never empty
     pooled_slow = _shifted_exp(x[slow]) if slow.sum() >= MIN_STATE_SAMPLES else None
     pooled_slowdown = float(np.median(x[slow])) / typical if slow.any() else None
@@ -179,6 +202,10 @@ def fit_straggler_model(
     for i in range(n_workers):
         xf, xs = x[fast[:, i], i], x[slow[:, i], i]
         shift[i], rate[i] = _shifted_exp(xf) if xf.size >= MIN_STATE_SAMPLES else pooled_fast
+        if xs.size < MIN_STATE_SAMPLES and bounded[:, i].any():
+            # Slow tasks that had not finished: their lower bounds understate
+            # the slow state, which is still nearer than any borrowed one.
+            xs = np.concatenate([xs, censored[bounded[:, i], i]])
         if xs.size >= MIN_STATE_SAMPLES:
             slow_shift[i], slow_rate[i] = _shifted_exp(xs)
         elif pooled_slow is not None:

@@ -93,7 +93,8 @@ def _parse_round_key(key: Any) -> tuple[str, int] | None:
     return (m.group(1), int(m.group(2))) if m else None
 
 
-def _from_recorder(ds: xr.Dataset) -> tuple[np.ndarray, list[str]]:
+def _recorder_samples(ds: xr.Dataset) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray, dict]:
+    """Per-unit values, worker names, start times, valid mask and parsed round keys of a recorder Dataset."""
     if "compute" not in ds.data_vars:
         raise ValueError(f"the Dataset needs a 'compute' variable (seconds); found {list(ds.data_vars)}")
     dims = set(ds["compute"].dims)
@@ -129,22 +130,21 @@ def _from_recorder(ds: xr.Dataset) -> tuple[np.ndarray, list[str]]:
             pk = _parse_round_key(keys[i, s])
             if pk is not None:
                 parsed[(i, s)] = pk
+    return value, names, start, valid, parsed
+
+
+def _from_recorder(ds: xr.Dataset) -> tuple[np.ndarray, list[str]]:
+    value, names, start, valid, parsed = _recorder_samples(ds)
+    n_workers = len(names)
 
     if parsed:
         dropped = int(valid.sum()) - len(parsed)
         if dropped:
             logger.debug("latency_matrix: ignoring %d samples that are not round tasks", dropped)
-        first_start: dict[str, float] = {}
-        span: dict[str, list[int]] = {}
-        for (i, s), (token, r) in parsed.items():
-            st = start[i, s]
-            first_start[token] = min(first_start.get(token, np.inf), st if np.isfinite(st) else np.inf)
-            lo_hi = span.setdefault(token, [r, r])
-            lo_hi[0], lo_hi[1] = min(lo_hi[0], r), max(lo_hi[1], r)
         offset, total = {}, 0
-        for token in sorted(span, key=lambda tk: (first_start[tk], tk)):
-            offset[token] = total - span[token][0]
-            total += span[token][1] - span[token][0] + 1
+        for token, (lo, hi) in _spans(parsed, start).items():
+            offset[token] = total - lo
+            total += hi - lo + 1
         x = np.full((total, n_workers), np.nan)
         # the latest measurement of a (round, worker) wins (e.g. a resubmitted task)
         order = np.where(np.isnan(start), -np.inf, start)
@@ -159,6 +159,43 @@ def _from_recorder(ds: xr.Dataset) -> tuple[np.ndarray, list[str]]:
         idx = idx[np.argsort(start[i, idx], kind="stable")]
         x[: len(idx), i] = value[i, idx]
     return _drop_unknown_worker(x, names)
+
+
+def _spans(parsed: dict[tuple[int, int], tuple[str, int]], start: np.ndarray) -> dict[str, tuple[int, int]]:
+    """First and last round of each token, in the order of the tokens' first start."""
+    first_start: dict[str, float] = {}
+    span: dict[str, tuple[int, int]] = {}
+    for (i, s), (token, r) in parsed.items():
+        st = start[i, s]
+        first_start[token] = min(first_start.get(token, np.inf), st if np.isfinite(st) else np.inf)
+        lo, hi = span.get(token, (r, r))
+        span[token] = (min(lo, r), max(hi, r))
+    return {token: span[token] for token in sorted(span, key=lambda tk: (first_start[tk], tk))}
+
+
+def round_spans(ds: xr.Dataset) -> dict[str, tuple[int, int]]:
+    """The rounds of each fit in a recorder Dataset, as :func:`latency_matrix` stacks them.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The latency recorder's Dataset (see :func:`latency_matrix`).
+
+    Returns
+    -------
+    dict
+        ``{token: (first round, last round)}`` of the engine's round tasks
+        with a valid sample, in the order of their rows in the matrix: the
+        rows of ``token`` are its rounds ``first .. last``. Empty when no
+        key parses as a round task.
+
+    Raises
+    ------
+    ValueError
+        If the Dataset lacks ``compute`` or has other dims.
+    """
+    _, _, start, _, parsed = _recorder_samples(ds)
+    return _spans(parsed, start)
 
 
 def _drop_unknown_worker(x: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[str]]:

@@ -15,7 +15,7 @@ from dask_quorum.pipeline.engine import (
     loads_moved,
     smoothed_probs,
 )
-from dask_quorum.pipeline.engine.adapt import choose_code
+from dask_quorum.pipeline.engine import choose_code
 from dask_quorum.pipeline.inject import (
     Slowdown,
     inject_stragglers,
@@ -82,8 +82,10 @@ def test_heterogeneous_moves_intermittent_stragglers_out_of_the_reliable_cover(c
             assert any(r > 10 for r, _ in adapter.switches)
             # the two reliable workers now hold every partition and decode alone
             assert tuple(reliable) in _exact_pairs(s.code)
-            # and no round since the last re-encoding used a task slowed down
-            since = adapter.switches[-1][0]
+            # and, with this code kept for 40 more rounds, no round uses a task slowed down
+            since = len(s.records)
+            for _ in range(40):
+                s.round(scaled, 1.0)
             slowed = {
                 (rec.key[1], s.workers.index(w))
                 for w, records in injection_log(client4).items()
@@ -121,6 +123,50 @@ def test_auto_starts_uniform_and_goes_synchronous_without_stragglers(client4):
         # nobody straggles: redundancy is wasted work, sync is the cheapest of equals
         assert s.code.scheme == "sync"
         assert [scheme for _, scheme in adapter.switches] == ["sync"]
+
+
+def test_a_straggler_that_never_finished_a_task_is_in_the_model(client4):
+    # Worker 1's first task outlasts every re-fit: the recorder has no
+    # latency of it, but every round ended with it still running.
+    with _session(client4, "heterogeneous") as s:
+        parts = [np.ones(3)] * s.n_partitions
+        s.place(parts, units=[100] * s.n_partitions)
+        adapter = OnlineAdapter(s, scheme="heterogeneous", redundancy=2, random_state=0, every=4, window=20)
+        inject_stragglers(
+            client4, {w: Slowdown(delay=5.0 if i == 1 else 0.02) for i, w in enumerate(s.workers)}, seed=0
+        )
+        try:
+            _run(s, adapter, 8, parts)
+        finally:
+            remove_stragglers(client4)
+        assert all(1 in {i for i, *_ in r.pending} for r in s.records)
+        model = adapter.model
+        assert model is not None and model.n_rounds[1] >= 4
+        assert model.slow_workers() == [s.workers[1]]
+        assert adapter._states.tolist() == [False, True, False, False]
+
+
+def test_auto_leaves_sync_one_slow_round_after_a_straggler_appears(client4):
+    # Scheduled re-fits at rounds 3 and 23 only: the switch in between comes
+    # from the slow round itself.
+    with _session(client4, "auto") as s:
+        parts = [np.ones(3)] * s.n_partitions
+        s.place(parts, units=[100] * s.n_partitions)
+        adapter = OnlineAdapter(s, scheme="auto", redundancy=2, random_state=0, every=20, window=30)
+        base = Slowdown(delay=0.02)
+        try:
+            inject_stragglers(client4, {w: base for w in s.workers}, seed=0)
+            _run(s, adapter, 10, parts)
+            assert s.code.scheme == "sync"
+            slow = Slowdown(factor=10, delay=0.3)
+            inject_stragglers(client4, {w: (slow if i == 1 else base) for i, w in enumerate(s.workers)}, seed=0)
+            _run(s, adapter, 10, parts)
+        finally:
+            remove_stragglers(client4)
+        (_, first), (when, scheme) = adapter.switches
+        assert first == "sync" and scheme != "sync" and 10 < when <= 13
+        # after the switch, rounds no longer wait for the straggler
+        assert not any(1 in r.responders for r in s.records[when + 1 :])
 
 
 def test_auto_keeps_a_coded_scheme_under_a_persistent_straggler(client4):

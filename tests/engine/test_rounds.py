@@ -86,6 +86,16 @@ def test_a_straggler_does_not_stall_later_rounds(client4):
             # instead of queueing more work behind the running one.
             assert all(slow_index in r.busy for r in s.records[1:])
             assert all(r.stop == "exact" for r in s.records)
+            # Each record says how long its task had been running when the
+            # round ended, and on how many units: the straggler model's
+            # lower bound of its latency. The bound grows round by round.
+            ran = []
+            for r in s.records:
+                (entry,) = [p for p in r.pending if p[0] == slow_index]
+                assert entry[2] == s._placement.units(slow_index)
+                ran.append(entry[1])
+            assert np.all(np.diff(ran) > 0) and 0 < ran[-1] < 3.0
+            assert [r.task_round for r in s.records] == [0, 1, 2, 3]
     finally:
         remove_stragglers(client4)
 

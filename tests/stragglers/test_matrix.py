@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from dask_quorum.pipeline.stragglers import fit_straggler_model, latency_matrix
+from dask_quorum.pipeline.stragglers import fit_straggler_model, latency_matrix, round_spans
 
 # ---------------------------------------------------------------------------
 # input conversion
@@ -96,6 +96,31 @@ def test_long_frame_aligns_by_round_number():
     m, names = latency_matrix(df)
     assert names == ["a", "b"]
     np.testing.assert_array_equal(m, [[1, 4], [2, np.nan], [np.nan, np.nan], [3, 5]])
+
+
+def test_round_spans_name_the_rows_of_each_fit():
+    # Rounds 3..7 of one fit and 0..1 of a later one: the matrix stacks them
+    # in the order of their first start, and round_spans says which rows are whose.
+    dims = ("worker", "sample")
+    keys = [str(("quorum-round-aaaaaaaaaaaa", t, 0)) for t in range(3, 8)]
+    keys += [str(("quorum-round-bbbbbbbbbbbb", t, 0)) for t in range(2)] + ["other-task"]
+    n = len(keys)
+    ds = xr.Dataset(
+        {
+            "compute": (dims, np.arange(1.0, n + 1)[None, :]),
+            "start": (dims, np.arange(float(n))[None, :]),
+            "key": (dims, np.array(keys, dtype=object)[None, :]),
+        },
+        coords={"worker": ["w"]},
+    )
+    spans = round_spans(ds)
+    assert list(spans.items()) == [("aaaaaaaaaaaa", (3, 7)), ("bbbbbbbbbbbb", (0, 1))]
+    m, _ = latency_matrix(ds)
+    np.testing.assert_array_equal(m[:, 0], np.arange(1.0, n))  # rows 0-4: first fit, 5-6: second
+    # a round that erred has no sample: it does not stretch the span
+    ds["erred"] = (dims, np.array([[False] * 4 + [True] + [False] * 3]))
+    assert round_spans(ds)["aaaaaaaaaaaa"] == (3, 6)
+    assert round_spans(ds.drop_vars("key")) == {}
 
 
 # ---------------------------------------------------------------------------

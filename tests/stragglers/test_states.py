@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import xarray as xr
 from dask_quorum.pipeline.stragglers import current_states, fit_straggler_model
 
 # ---------------------------------------------------------------------------
@@ -41,6 +42,81 @@ def test_persistence_steps_over_busy_rounds(make_model):
     assert fitted.n_rounds[-2] == 400
     assert fitted.p_slow_slow[-2] == pytest.approx(truth.p_slow_slow[-2], abs=0.08)
     assert fitted.p_slow_fast[-2] == pytest.approx(truth.p_slow_fast[-2], abs=0.05)
+
+
+def _busy_straggler() -> tuple[np.ndarray, np.ndarray]:
+    """Worker "3" finishes a 10x task in rounds 0 and 6 and is busy in between.
+
+    ``censored`` holds how long its running task had taken at the end of
+    each busy round, per unit: 3, 6, 9, ... (the round median is 1).
+    """
+    x = np.ones((12, 4))
+    x[:, 3] = np.nan
+    x[0, 3] = x[6, 3] = 10.0
+    censored = np.full(x.shape, np.nan)
+    censored[1:6, 3] = 3.0 * np.arange(1, 6)
+    censored[7:12, 3] = 3.0 * np.arange(1, 6)
+    return x, censored
+
+
+def test_censored_rounds_of_a_busy_worker_are_slow_observations():
+    x, censored = _busy_straggler()
+    plain = fit_straggler_model(x)
+    model = fit_straggler_model(x, censored=censored)
+    # without the bounds: seen twice, both slow; with them, slow in all its 12 rounds
+    assert plain.n_rounds[3] == 2 and model.n_rounds[3] == 12
+    assert plain.p[3] == 1.0 and model.p[3] == 1.0
+    # slow -> slow in 11 transitions instead of 1: the chain knows it stays slow
+    assert model.p_slow_slow[3] > plain.p_slow_slow[3] + 0.2
+    assert model.p_slow_slow[3] > 0.8
+    # the bounds are not latencies: the slow state is fitted on the two measured tasks
+    assert model.slowdown[3] == plain.slowdown[3] == 10.0
+    assert model.slow_shift[3] == plain.slow_shift[3]
+    np.testing.assert_array_equal(model.latencies, x)
+    # the healthy workers are untouched
+    np.testing.assert_array_equal(model.n_rounds[:3], plain.n_rounds[:3])
+
+
+def test_censored_bounds_below_the_threshold_say_nothing():
+    x, censored = _busy_straggler()
+    short = np.where(np.isnan(censored), np.nan, 1.5)  # ran 1.5x the median so far: not yet slow
+    model = fit_straggler_model(x, censored=short)
+    xr.testing.assert_identical(model.to_dataset(), fit_straggler_model(x).to_dataset())
+    # a bound where a latency was measured is ignored: the measurement wins
+    over = censored.copy()
+    over[2, 0] = 50.0
+    assert fit_straggler_model(x, censored=over).p[0] == 0.0
+
+
+def test_a_worker_that_never_finished_is_known_slow_from_its_bounds():
+    x, censored = _busy_straggler()
+    x[:, 3] = np.nan  # still running its first task
+    censored[0, 3], censored[6, 3] = 2.5, 20.0
+    with pytest.raises(ValueError, match="have no latencies"):
+        fit_straggler_model(x)
+    model = fit_straggler_model(x, censored=censored)
+    assert model.p[3] == 1.0 and model.n_rounds[3] == 12
+    assert model.slow_workers() == ["3"]
+    # no slow latency was measured: the slow state is fitted on the bounds, not
+    # borrowed (nobody else was slow: the fallback would be 2x the fast state)
+    bounds = censored[:, 3]
+    assert model.slowdown[3] == pytest.approx(np.median(bounds))
+    assert model.slow_shift[3] == pytest.approx(bounds.min())
+    assert model.slowdown[3] > 2 * fit_straggler_model(x[:, :3]).slowdown.max()
+    states = current_states(x, censored=censored)
+    np.testing.assert_array_equal(states, [False, False, False, True])
+    np.testing.assert_array_equal(current_states(x), [False] * 4)
+
+
+def test_censored_bounds_are_checked():
+    x, censored = _busy_straggler()
+    with pytest.raises(ValueError, match=r"censored must have the latency matrix's shape \(12, 4\)"):
+        fit_straggler_model(x, censored=censored[:-1])
+    censored[3, 3] = -1.0
+    with pytest.raises(ValueError, match="censored lower bounds must be non-negative"):
+        fit_straggler_model(x, censored=censored)
+    with pytest.raises(ValueError, match="censored must be numeric"):
+        current_states(x, censored=[["a"] * 4] * 12)
 
 
 # ---------------------------------------------------------------------------
