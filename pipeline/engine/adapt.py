@@ -104,6 +104,11 @@ def effective_units(compute: np.ndarray, units: np.ndarray, *, max_points: int =
     return units + intercept / slope
 
 
+def _share(code: GradientCode) -> float:
+    """The share of the data the median worker of ``code`` computes in a round."""
+    return float(np.median(np.count_nonzero(code.B, axis=1))) / code.n_partitions
+
+
 class OnlineAdapter:
     """Keeps a session's code in line with a straggler model fitted while it runs.
 
@@ -131,6 +136,9 @@ class OnlineAdapter:
         factor ``quorum.adapt.tolerance`` since the current code was built.
     switches : list of tuple
         ``(round, scheme)`` for every re-encoding.
+    refits : list of int
+        The rounds done at every re-fit: scheduled, after a switch, or
+        triggered by a slow round.
     rotation : Rotation or None
         The rotation of the current code when it decodes approximately
         (its ``base`` is the code chosen); None for an exact code.
@@ -177,8 +185,10 @@ class OnlineAdapter:
         # to about ``window`` rounds of rows, however often re-fits come.
         self._cursors: deque[tuple[int, int]] = deque([(0, latencies(session.client).attrs["cursor"])])
         self._last_refit = 0
+        self.refits: list[int] = []
         self._encoded = 0  # rounds done when the current code was set
         self._gap = 1  # rounds from a re-fit to the next one a slow round may trigger
+        self._predicted: float | None = None  # the current code's round time, from the previous code's
 
     def _fit(self, done: int) -> StragglerModel | None:
         while len(self._cursors) > 1 and self._cursors[1][0] <= done - self.window:
@@ -241,9 +251,16 @@ class OnlineAdapter:
     def after_round(self, index: int) -> None:
         """Call after round ``index``; re-fits after ``first`` rounds, then every ``every``.
 
+        A re-encoding is followed by a re-fit ``first`` rounds later: the
+        model that chose the code saw few rounds of the new one.
+
         A round more than :data:`SLOW_ROUND_FACTOR` times slower than the
-        code's typical round (the median of the :data:`REFERENCE_ROUNDS`
-        rounds after it was set) re-fits at once: a straggler that appears
+        code's typical round re-fits at once. The typical round is the
+        lesser of the median of the :data:`REFERENCE_ROUNDS` rounds after
+        the code was set and, after a switch, the median of the rounds
+        before it scaled by the share of the data a median worker computes
+        under each code (a code that waits for a straggler from its first
+        round is slow against the rounds before it): a straggler that appears
         under a code that cannot ignore it (``sync`` after a quiet start)
         holds back a round or two, not ``every``. While rounds stay slow and
         re-fits change nothing, the rounds between such re-fits double (up
@@ -252,13 +269,20 @@ class OnlineAdapter:
         """
         done = index + 1
         scheduled = done >= self.first and (done - self.first) % self.every == 0
+        # a switch is checked on fresh rounds soon after it is made
+        scheduled = scheduled or (self._encoded > 0 and done == self._encoded + self.first)
         triggered = not scheduled and self._round_was_slow(done)
         if not (scheduled or triggered):
             self._rotate(done)
             return
         self._last_refit = done
+        self.refits.append(done)
+        old = self.session.code
         if self._refit(index):
             self._encoded, self._gap = done, 1
+            # the new code's round, predicted from the old one's by the share of data a worker computes
+            before = [r.wall_time for r in self.session.records[max(0, done - REFERENCE_ROUNDS) : done]]
+            self._predicted = float(np.median(before)) * _share(self.session.code) / _share(old)
             return
         if triggered:
             self._gap = min(2 * self._gap, self.every)
@@ -269,11 +293,13 @@ class OnlineAdapter:
         if done < self.first or done - self._last_refit < self._gap:
             return False
         start = self._encoded
-        reference = self.session.records[start : start + REFERENCE_ROUNDS]
-        if done - start <= REFERENCE_ROUNDS:
+        typical = [self._predicted] if self._predicted is not None else []
+        if done - start > REFERENCE_ROUNDS:
+            reference = self.session.records[start : start + REFERENCE_ROUNDS]
+            typical.append(float(np.median([r.wall_time for r in reference])))
+        if not typical:
             return False
-        typical = float(np.median([r.wall_time for r in reference]))
-        return self.session.records[done - 1].wall_time > SLOW_ROUND_FACTOR * typical
+        return self.session.records[done - 1].wall_time > SLOW_ROUND_FACTOR * min(typical)
     def _rotate(self, done: int) -> None:
         """Re-encode by the rotation's next step when one is due before round ``done``."""
         rot = self.rotation
