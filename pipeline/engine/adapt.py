@@ -71,6 +71,7 @@ SLOW_ROUND_FACTOR = 3.0
 #: ... the median of the first this many rounds after the code was set.
 REFERENCE_ROUNDS = 3
 
+
 def effective_units(compute: np.ndarray, units: np.ndarray, *, max_points: int = 400) -> np.ndarray:
     """Work units that account for a task's fixed cost: ``units + a / b``.
 
@@ -300,6 +301,7 @@ class OnlineAdapter:
         if not typical:
             return False
         return self.session.records[done - 1].wall_time > SLOW_ROUND_FACTOR * min(typical)
+
     def _rotate(self, done: int) -> None:
         """Re-encode by the rotation's next step when one is due before round ``done``."""
         rot = self.rotation
