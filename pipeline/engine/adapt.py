@@ -132,9 +132,10 @@ class OnlineAdapter:
     Attributes
     ----------
     model : StragglerModel or None
-        The latest fitted model. The code is rebuilt when the ideal load
+        The latest fitted model. The code is re-chosen when the ideal load
         of some worker, from :func:`smoothed_probs`, moved by more than the
-        factor ``quorum.adapt.tolerance`` since the current code was built.
+        factor ``quorum.adapt.tolerance`` since the current code was chosen,
+        or some worker's current state (slow or fast) changed since.
     switches : list of tuple
         ``(round, scheme)`` for every re-encoding.
     refits : list of int
@@ -172,9 +173,11 @@ class OnlineAdapter:
         self.window = int(window if window is not None else config.get("adapt.window"))
         self.tol = float(config.get("adapt.tolerance"))
         self.min_gain = float(config.get("adapt.min-gain"))
+        self.censored_slowdown = float(config.get("adapt.censored-slowdown"))
         self.model: StragglerModel | None = None
         self._states = np.zeros(len(session.workers), dtype=bool)
-        self._probs: np.ndarray | None = None
+        self._probs: np.ndarray | None = None  # the probabilities and states the code was chosen on
+        self._chosen_states: np.ndarray | None = None
         self.switches: list[tuple[int, str]] = []
         self.rotation: Rotation | None = None
         self.move_budget = float(move_budget)
@@ -224,7 +227,7 @@ class OnlineAdapter:
             if address in names and u > 0:
                 censored[row, names.index(address)] = seconds / u
         x, c = matrix[-self.window :], censored[-self.window :]
-        model = fit_straggler_model(x, workers=names, censored=c)
+        model = fit_straggler_model(x, workers=names, censored=c, censored_slowdown=self.censored_slowdown)
         self._states = current_states(x, workers=names, threshold=model.threshold, censored=c)
         return model
 
@@ -328,10 +331,14 @@ class OnlineAdapter:
         probs = smoothed_probs(model)
         if self._probs is not None and len(self._probs) != len(probs):
             self._probs = None  # the session's workers changed: start afresh
-        if self._probs is not None and not loads_moved(self._probs, probs, self.tol):
+        # A code chosen while some workers were slow for a round or two (a
+        # hiccup of the machine) is re-chosen when they are fast again, even if
+        # their frequencies hardly moved.
+        unchanged = self._chosen_states is not None and np.array_equal(self._states, self._chosen_states)
+        if self._probs is not None and unchanged and not loads_moved(self._probs, probs, self.tol):
             return False
         code = self._choose(model, probs)
-        self._probs = probs
+        self._probs, self._chosen_states = probs, self._states.copy()
         current = self.session.code if self.rotation is None else self.rotation.base
         if code is None or (code.scheme == current.scheme and np.array_equal(code.B, current.B)):
             return False

@@ -48,14 +48,21 @@ worker did not report
   per state with the maximum-likelihood estimates ``shift = min`` and
   ``1 / rate = mean - min`` (Lee et al., arXiv 1512.02673; per node:
   Reisizadeh et al., arXiv 1701.05973). A worker with fewer than two slow
-  latencies but censored slow rounds is fitted on their lower bounds
-  too. A state with fewer than two samples
+  latencies but censored slow rounds is fitted on those rounds too, each
+  standing for ``max(bound, floor)``: a slow task still running takes at
+  least as long as the cluster's measured stragglers (the median of their
+  slow latencies) or, before any slow task finished, ``censored_slowdown``
+  times ``typical`` (default 10, the slowdown of the persistent stragglers
+  of the EC2 traces). The bound alone would say a 12x straggler caught two
+  rounds into its task is 2x slow, and a plan would wait for it. A state
+  with fewer than two samples
   for a worker borrows the cluster's pooled parameters of that state (all
   workers' samples of the state together); if no worker of the cluster
   ever straggled, the slow state is the fast state stretched to the
   straggle threshold: ``slow_shift = threshold * typical`` and
   ``slow_rate = rate / threshold``, with ``typical`` the median of the
-  round medians. ``rate`` is ``inf`` when all samples of a state are equal
+  round medians (stretched to the worker's single slow sample instead of
+  the threshold when it has one). ``rate`` is ``inf`` when all samples of a state are equal
   (a point mass).
 * **Slowdown.** ``median(slow latencies) / typical``. A worker never seen
   slow gets the cluster's pooled value (the median of all workers' slow
@@ -107,6 +114,7 @@ def fit_straggler_model(
     workers: Sequence[str] | None = None,
     prior: float = 1.0,
     censored: Any = None,
+    censored_slowdown: float = 10.0,
 ) -> StragglerModel:
     """Fit a per-worker straggler model from measured latencies.
 
@@ -135,12 +143,17 @@ def fit_straggler_model(
         entry NaN in the latencies whose bound exceeds ``threshold`` times
         the round median counts as a slow observation of the worker (in
         ``p``, the transitions and ``n_rounds``); a smaller bound tells
-        nothing and is ignored. The bounds are no latencies: they stand in
-        for the worker's slow-state latencies only where fewer than two of
-        those were measured (understating the slow state, where the
-        fallbacks below would guess it). Without it, a worker
-        busy for many rounds is seen once per task, and one that never
-        finished a task is not seen at all.
+        nothing and is ignored. The bounds are no latencies: they enter the
+        worker's slow state only where fewer than two slow latencies of it
+        were measured, raised to the slow latencies measured on the cluster
+        (or to ``censored_slowdown``; see the module docstring). Without
+        it, a worker busy for many rounds is seen once per task, and one
+        that never finished a task is not seen at all.
+    censored_slowdown : float, default=10.0
+        Slowdown (over the typical latency) a censored slow round stands for
+        at least while no slow task of the cluster has finished. Must be
+        >= 1; with 1, and no slow latency measured, the slow state is fitted
+        on the bounds as they are.
 
     Returns
     -------
@@ -153,7 +166,7 @@ def fit_straggler_model(
     ValueError
         If the latencies are empty, all NaN, observed in fewer than 2
         rounds, negative or infinite, if some worker is never observed, if
-        ``threshold <= 1`` or ``prior <= 0``.
+        ``threshold <= 1``, ``prior <= 0`` or ``censored_slowdown < 1``.
 
     See Also
     --------
@@ -167,6 +180,8 @@ def fit_straggler_model(
     threshold = _check_threshold(threshold)
     if not (isinstance(prior, (int, float)) and math.isfinite(prior) and prior > 0):
         raise ValueError(f"prior must be a finite number > 0, got {prior!r}")
+    if not (isinstance(censored_slowdown, (int, float)) and math.isfinite(censored_slowdown) and censored_slowdown >= 1):
+        raise ValueError(f"censored_slowdown must be a finite number >= 1, got {censored_slowdown!r}")
     x, names = latency_matrix(latencies, workers=workers)
     censored = _check_censored(censored, x.shape)
     observed, med, slow = _straggle_indicator(x, threshold, censored)
@@ -196,6 +211,8 @@ def fit_straggler_model(
     pooled_fast = _shifted_exp(x[fast])  # every observed round has a fast worker: never empty
     pooled_slow = _shifted_exp(x[slow]) if slow.sum() >= MIN_STATE_SAMPLES else None
     pooled_slowdown = float(np.median(x[slow])) / typical if slow.any() else None
+    # what a slow task still running stands for, at least
+    censored_floor = (pooled_slowdown if pooled_slowdown is not None else censored_slowdown) * typical
     n_workers = len(names)
     shift, rate = np.empty(n_workers), np.empty(n_workers)
     slow_shift, slow_rate, slowdown = np.empty(n_workers), np.empty(n_workers), np.empty(n_workers)
@@ -203,15 +220,16 @@ def fit_straggler_model(
         xf, xs = x[fast[:, i], i], x[slow[:, i], i]
         shift[i], rate[i] = _shifted_exp(xf) if xf.size >= MIN_STATE_SAMPLES else pooled_fast
         if xs.size < MIN_STATE_SAMPLES and bounded[:, i].any():
-            # Slow tasks that had not finished: their lower bounds understate
-            # the slow state, which is still nearer than any borrowed one.
-            xs = np.concatenate([xs, censored[bounded[:, i], i]])
+            # Slow tasks that had not finished: nearer than any borrowed slow
+            # state, but their bounds alone understate it.
+            xs = np.concatenate([xs, np.maximum(censored[bounded[:, i], i], censored_floor)])
         if xs.size >= MIN_STATE_SAMPLES:
             slow_shift[i], slow_rate[i] = _shifted_exp(xs)
         elif pooled_slow is not None:
             slow_shift[i], slow_rate[i] = pooled_slow
-        else:
-            slow_shift[i], slow_rate[i] = threshold * typical, rate[i] / threshold
+        else:  # the fast state stretched, to the worker's one slow latency if it has one
+            stretch = float(xs[0]) / typical if xs.size else threshold
+            slow_shift[i], slow_rate[i] = stretch * typical, rate[i] / stretch
         if xs.size:
             slowdown[i] = float(np.median(xs)) / typical
         elif pooled_slowdown is not None:

@@ -98,14 +98,45 @@ def test_a_worker_that_never_finished_is_known_slow_from_its_bounds():
     assert model.p[3] == 1.0 and model.n_rounds[3] == 12
     assert model.slow_workers() == ["3"]
     # no slow latency was measured: the slow state is fitted on the bounds, not
-    # borrowed (nobody else was slow: the fallback would be 2x the fast state)
+    # borrowed (nobody else was slow: the fallback would be 2x the fast state),
+    # each raised to censored_slowdown (10) x the typical latency (1)
     bounds = censored[:, 3]
-    assert model.slowdown[3] == pytest.approx(np.median(bounds))
-    assert model.slow_shift[3] == pytest.approx(bounds.min())
+    assert model.slowdown[3] == pytest.approx(np.median(np.maximum(bounds, 10.0)))
+    assert model.slow_shift[3] == pytest.approx(10.0)
     assert model.slowdown[3] > 2 * fit_straggler_model(x[:, :3]).slowdown.max()
+    # censored_slowdown=1 takes the bounds as they are
+    as_is = fit_straggler_model(x, censored=censored, censored_slowdown=1)
+    assert as_is.slowdown[3] == pytest.approx(np.median(bounds))
+    assert as_is.slow_shift[3] == pytest.approx(bounds.min())
     states = current_states(x, censored=censored)
     np.testing.assert_array_equal(states, [False, False, False, True])
     np.testing.assert_array_equal(current_states(x), [False] * 4)
+
+
+def test_a_task_still_running_is_as_slow_as_the_measured_stragglers():
+    # worker "3" was caught 2.5x into its first slow task; worker "2" finished
+    # two 6x tasks: the bound stands for the cluster's measured slow latency
+    x = np.ones((6, 4))
+    x[1:, 3] = np.nan
+    x[2, 2] = x[4, 2] = 6.0
+    censored = np.full(x.shape, np.nan)
+    censored[1:, 3] = [2.5, 3.5, 4.5, 5.5, 6.5]
+    model = fit_straggler_model(x, censored=censored)
+    assert model.p[3] == pytest.approx(5 / 6)
+    np.testing.assert_allclose(model.slow_shift[2:], 6.0)
+    # the bounds above the measured slowdown are kept as they are
+    assert model.slowdown[3] == pytest.approx(6.0)
+    # with nobody's slow task measured, censored_slowdown=1 leaves the bounds as they are
+    x[2, 2] = x[4, 2] = 1.0
+    assert fit_straggler_model(x, censored=censored, censored_slowdown=1).slowdown[3] == pytest.approx(4.5)
+    assert fit_straggler_model(x, censored=censored).slowdown[3] == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize("bad", [0.5, float("nan"), float("inf"), "10"])
+def test_censored_slowdown_is_checked(bad):
+    x, censored = _busy_straggler()
+    with pytest.raises(ValueError, match="censored_slowdown must be a finite number >= 1"):
+        fit_straggler_model(x, censored=censored, censored_slowdown=bad)
 
 
 def test_censored_bounds_are_checked():
