@@ -25,6 +25,7 @@ from .choice import (
     choose_code,
     initial_code,
     loads_moved,
+    should_rechoose,
     smoothed_probs,
 )
 from .errors import RoundTimeoutError, SchedulerLostError, WorkersLostError
@@ -66,6 +67,7 @@ __all__ = [
     "loads_moved",
     "rounds_to_dataset",
     "row_partitions",
+    "should_rechoose",
     "smoothed_probs",
     "wait_in_memory",
 ]

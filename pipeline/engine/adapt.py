@@ -60,7 +60,7 @@ from ..stragglers import (
     latency_matrix,
     round_spans,
 )
-from .choice import ADAPTIVE_SCHEMES, choose_code, loads_moved, smoothed_probs
+from .choice import ADAPTIVE_SCHEMES, choose_code, should_rechoose, smoothed_probs
 from .session import CodedSession
 from .task import ROUND_PREFIX
 
@@ -176,8 +176,7 @@ class OnlineAdapter:
         self.censored_slowdown = float(config.get("adapt.censored-slowdown"))
         self.model: StragglerModel | None = None
         self._states = np.zeros(len(session.workers), dtype=bool)
-        self._probs: np.ndarray | None = None  # the probabilities and states the code was chosen on
-        self._chosen_states: np.ndarray | None = None
+        self._chosen: tuple[np.ndarray, np.ndarray] | None = None  # the probabilities and states of the last choice
         self.switches: list[tuple[int, str]] = []
         self.rotation: Rotation | None = None
         self.move_budget = float(move_budget)
@@ -329,16 +328,10 @@ class OnlineAdapter:
             return False
         self.model = model
         probs = smoothed_probs(model)
-        if self._probs is not None and len(self._probs) != len(probs):
-            self._probs = None  # the session's workers changed: start afresh
-        # A code chosen while some workers were slow for a round or two (a
-        # hiccup of the machine) is re-chosen when they are fast again, even if
-        # their frequencies hardly moved.
-        unchanged = self._chosen_states is not None and np.array_equal(self._states, self._chosen_states)
-        if self._probs is not None and unchanged and not loads_moved(self._probs, probs, self.tol):
+        if not should_rechoose(self._chosen, probs, self._states, self.tol):
             return False
         code = self._choose(model, probs)
-        self._probs, self._chosen_states = probs, self._states.copy()
+        self._chosen = (probs, self._states.copy())
         current = self.session.code if self.rotation is None else self.rotation.base
         if code is None or (code.scheme == current.scheme and np.array_equal(code.B, current.B)):
             return False

@@ -3,7 +3,7 @@
 Holds the code both adaptive schemes start with (:func:`initial_code`, the
 best exact uniform code), the straggle probabilities codes are shaped on
 (:func:`smoothed_probs`) and when they moved enough to re-encode
-(:func:`loads_moved`), the model seen from now (:class:`Forecast`) and
+(:func:`loads_moved`, :func:`should_rechoose`), the model seen from now (:class:`Forecast`) and
 :func:`choose_code`, which simulates candidates on forecast rounds and
 says what to switch to. Pure NumPy over the planning and coding layers:
 nothing here talks to the cluster (the adapter, :mod:`.adapt`, does).
@@ -86,6 +86,25 @@ def loads_moved(old: np.ndarray, new: np.ndarray, factor: float) -> bool:
     """Whether some worker's ideal load ``(1 - p) / p`` changed by more than ``factor``."""
     odds = lambda p: (1 - p) / p
     return bool(np.max(np.abs(np.log(odds(new) / odds(old)))) > np.log(factor))
+
+
+def should_rechoose(
+    chosen: tuple[np.ndarray, np.ndarray] | None, probs: np.ndarray, states: np.ndarray, factor: float
+) -> bool:
+    """Whether a re-fit chooses the code afresh.
+
+    ``chosen`` holds the straggle probabilities (:func:`smoothed_probs`)
+    and the workers' current states the code was chosen on; None before
+    the first choice. A choice is made again when the workers changed, when
+    some ideal load moved by more than ``factor`` (:func:`loads_moved`), or
+    when some worker's current state did: a code chosen while a hiccup of
+    the machine slowed a few workers for a round is reconsidered once they
+    are fast again, though their frequencies hardly moved.
+    """
+    if chosen is None or chosen[0].shape != np.shape(probs):
+        return True
+    old_probs, old_states = chosen
+    return loads_moved(old_probs, probs, factor) or not np.array_equal(old_states, states)
 
 
 class Forecast:

@@ -13,6 +13,7 @@ from dask_quorum.pipeline.engine import (
     effective_units,
     initial_code,
     loads_moved,
+    should_rechoose,
     smoothed_probs,
 )
 from dask_quorum.pipeline.engine import choose_code
@@ -368,6 +369,19 @@ def test_smoothed_probs_shrink_sparse_workers_to_the_cluster_rate():
     assert 0.05 <= probs[3] < 0.1  # one slow round does not make a straggler
     slow = SimpleNamespace(p=np.array([0.0, 1.0]), n_rounds=np.array([20, 3]))
     assert smoothed_probs(slow)[1] > 0.5
+
+
+def test_a_code_is_rechosen_when_loads_or_current_states_moved():
+    probs = np.array([0.05, 0.05, 0.05, 0.6])
+    calm = np.array([False, False, False, True])
+    assert should_rechoose(None, probs, calm, 1.5)  # nothing chosen yet
+    chosen = (probs, calm)
+    assert not should_rechoose(chosen, probs + 0.005, calm.copy(), 1.5)
+    assert should_rechoose(chosen, np.array([0.05, 0.3, 0.05, 0.6]), calm, 1.5)  # a load moved
+    # a hiccup slowed workers 0 and 1 for a round when the code was chosen: they are fast again
+    hiccup = np.array([True, True, False, True])
+    assert should_rechoose((probs, hiccup), probs, calm, 1.5)
+    assert should_rechoose(chosen, probs[:3], calm[:3], 1.5)  # the session's workers changed
 
 
 def test_loads_moved_is_a_factor_on_the_ideal_load():
