@@ -19,6 +19,14 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 
+def _check_bound(name: str, value: Any, *, low: float, inclusive: bool) -> float:
+    """``value`` as a float; ValueError naming ``name`` unless it is a finite real number above ``low`` (or at it)."""
+    ok = isinstance(value, (int, float)) and math.isfinite(value)
+    if not ok or value < low or (value == low and not inclusive):
+        raise ValueError(f"{name} must be a finite number {'>=' if inclusive else '>'} {low:g}, got {value!r}")
+    return float(value)
+
+
 def _check_threshold(threshold: float) -> float:
     try:
         value = float(threshold)

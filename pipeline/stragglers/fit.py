@@ -98,7 +98,7 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import _check_threshold
+from ._checks import _check_bound, _check_threshold
 from .distributions import MIN_STATE_SAMPLES, _shifted_exp
 from .matrix import latency_matrix
 from .model import StragglerModel
@@ -178,10 +178,8 @@ def fit_straggler_model(
     docstring; DESIGN.md section 3 for the references.
     """
     threshold = _check_threshold(threshold)
-    if not (isinstance(prior, (int, float)) and math.isfinite(prior) and prior > 0):
-        raise ValueError(f"prior must be a finite number > 0, got {prior!r}")
-    if not (isinstance(censored_slowdown, (int, float)) and math.isfinite(censored_slowdown) and censored_slowdown >= 1):
-        raise ValueError(f"censored_slowdown must be a finite number >= 1, got {censored_slowdown!r}")
+    prior = _check_bound("prior", prior, low=0, inclusive=False)
+    censored_slowdown = _check_bound("censored_slowdown", censored_slowdown, low=1, inclusive=True)
     x, names = latency_matrix(latencies, workers=workers)
     censored = _check_censored(censored, x.shape)
     observed, med, slow = _straggle_indicator(x, threshold, censored)
