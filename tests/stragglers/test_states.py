@@ -132,6 +132,20 @@ def test_a_task_still_running_is_as_slow_as_the_measured_stragglers():
     assert fit_straggler_model(x, censored=censored).slowdown[3] == pytest.approx(10.0)
 
 
+def test_a_single_slow_latency_stretches_the_fallback_slow_state_to_itself():
+    # one 12x task on worker "3", nobody else slow: too few samples to fit a
+    # slow state or pool one, so the fast state is stretched to that task
+    # (to the 2x threshold when a worker has no slow sample at all)
+    x = 1.0 + 0.01 * np.arange(20).reshape(5, 4) % 3
+    x[2, 3] = 12.0
+    model = fit_straggler_model(x)
+    typical = float(np.median(np.median(x, axis=1)))
+    assert model.slow_shift[3] == pytest.approx(12.0)
+    assert model.slow_rate[3] == pytest.approx(model.rate[3] * typical / 12.0)
+    assert model.slowdown[3] == pytest.approx(12.0 / typical)
+    assert model.slow_shift[0] == pytest.approx(2.0 * typical)
+
+
 @pytest.mark.parametrize("bad", [0.5, float("nan"), float("inf"), "10"])
 def test_censored_slowdown_is_checked(bad):
     x, censored = _busy_straggler()
