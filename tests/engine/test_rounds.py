@@ -184,12 +184,12 @@ def client2():
             yield client
 
 
-def test_soak_2000_rounds_with_stragglers_returns_to_baseline(client2):
+def test_soak_1000_rounds_with_stragglers_returns_to_baseline(client2):
     """Tiny rounds with injected stragglers: nothing accumulates on the cluster or the client."""
     from dask_quorum.pipeline.recorder import LatencyRecorder
 
     client = client2
-    client.register_plugin(LatencyRecorder(capacity=1000))
+    client.register_plugin(LatencyRecorder(capacity=500))
     workers = _sorted_workers(client)
     n_tasks = lambda: client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
     baseline = (n_tasks(), _worker_state(client), len(client.futures))
@@ -207,17 +207,17 @@ def test_soak_2000_rounds_with_stragglers_returns_to_baseline(client2):
             s.place(parts)
             want = np.sum(parts, axis=0)
             peak = 0
-            for t in range(2000):
+            for t in range(1000):  # 2000 tasks: the recorder's ring wraps four times
                 total = s.round(operator.mul, 1.0)
-                if t % 250 == 0:
+                if t % 125 == 0:
                     np.testing.assert_allclose(total, want, rtol=1e-9)
                     peak = max(peak, n_tasks())
                     rows, capacity, processing, _ = _recorder_sizes(client)
-                    assert rows <= capacity == 1000 and processing <= len(workers)
+                    assert rows <= capacity == 500 and processing <= len(workers)
             # replicas + one round task per worker + results fetched or in flight
             assert peak <= int(np.count_nonzero(s.placed_code.B)) + 3 * len(workers)
             assert all(r.stop == "exact" for r in s.records)
-            assert sum(bool(r.busy) for r in s.records) > 50  # the stragglers did straggle
+            assert sum(bool(r.busy) for r in s.records) > 25  # the stragglers did straggle
             assert not s.events  # and were never taken for lost workers
     finally:
         remove_stragglers(client)
@@ -228,4 +228,4 @@ def test_soak_2000_rounds_with_stragglers_returns_to_baseline(client2):
         time.sleep(0.1)
     assert (n_tasks(), _worker_state(client), len(client.futures)) == baseline
     rows, capacity, processing, membership = _recorder_sizes(client)
-    assert rows == capacity == 1000 and processing == 0 and membership <= 1000
+    assert rows == capacity == 500 and processing == 0 and membership <= 500
