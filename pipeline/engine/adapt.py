@@ -33,6 +33,11 @@ them, not seen once per task. Then:
   to the fastest (the cheapest of near ties) when the expected round time
   improves by more than ``quorum.adapt.min-gain``.
 
+No switch is made to an exact code that cannot decode without a worker
+still busy with a task past a short wait: a round of it would wait for
+that task, and a straggler's first slow task is still running when the
+model has no sample of it. The code is chosen again after the next round.
+
 Re-encoding moves only the replicas that change
 (:meth:`~dask_quorum.pipeline.engine.CodedSession.reencode`), so a worker
 that turns slow stops holding rounds back within a few rounds, and one that
@@ -70,6 +75,9 @@ logger = logging.getLogger(__name__)
 SLOW_ROUND_FACTOR = 3.0
 #: ... the median of the first this many rounds after the code was set.
 REFERENCE_ROUNDS = 3
+#: Before switching to a code that cannot decode without a busy worker, wait
+#: this share of the recent median round for its task to end.
+BUSY_WAIT = 0.5
 
 
 def effective_units(compute: np.ndarray, units: np.ndarray, *, max_points: int = 400) -> np.ndarray:
@@ -123,7 +131,8 @@ class OnlineAdapter:
     every, window : int, optional
         Re-fit every ``every`` rounds on the last ``window`` rounds
         (defaults ``quorum.adapt.every`` and ``quorum.adapt.window``); the
-        first re-fit comes after ``quorum.adapt.first`` rounds.
+        first re-fit comes after ``quorum.adapt.first`` rounds, and one
+        follows every round until the recorder holds enough for a model.
     move_budget : float, default=MOVE_BUDGET
         Share of the replicas the rotation of an approximate code moves per
         round on average (:func:`~dask_quorum.pipeline.coding.choose_hold`):
@@ -192,6 +201,7 @@ class OnlineAdapter:
         self._encoded = 0  # rounds done when the current code was set
         self._gap = 1  # rounds from a re-fit to the next one a slow round may trigger
         self._predicted: float | None = None  # the current code's round time, from the previous code's
+        self._recheck = -1  # rounds done at the re-fit that re-checks a switch deferred for busy workers
 
     def _fit(self, done: int) -> StragglerModel | None:
         while len(self._cursors) > 1 and self._cursors[1][0] <= done - self.window:
@@ -255,7 +265,12 @@ class OnlineAdapter:
         """Call after round ``index``; re-fits after ``first`` rounds, then every ``every``.
 
         A re-encoding is followed by a re-fit ``first`` rounds later: the
-        model that chose the code saw few rounds of the new one.
+        model that chose the code saw few rounds of the new one. A switch
+        to an exact code that cannot decode without a worker still busy
+        with a task (``sync`` chosen while a straggler's first slow task is
+        running: the model has no slow sample of it yet) is not made; the
+        code is chosen again after the next round, when the task has run
+        long enough to count (:meth:`_needed_busy`).
 
         A round more than :data:`SLOW_ROUND_FACTOR` times slower than the
         code's typical round re-fits at once. The typical round is the
@@ -274,6 +289,9 @@ class OnlineAdapter:
         scheduled = done >= self.first and (done - self.first) % self.every == 0
         # a switch is checked on fresh rounds soon after it is made
         scheduled = scheduled or (self._encoded > 0 and done == self._encoded + self.first)
+        scheduled = scheduled or done == self._recheck
+        # until a model exists, as soon as the recorder holds enough rounds for one
+        scheduled = scheduled or (self.model is None and done > self.first)
         triggered = not scheduled and self._round_was_slow(done)
         if not (scheduled or triggered):
             self._rotate(done)
@@ -335,6 +353,17 @@ class OnlineAdapter:
         current = self.session.code if self.rotation is None else self.rotation.base
         if code is None or (code.scheme == current.scheme and np.array_equal(code.B, current.B)):
             return False
+        busy = self._needed_busy(code)
+        if busy:
+            # Choose again after the next round, which shows how long the busy tasks run (once in a row).
+            done = index + 1
+            self._recheck = done + 1 if self._recheck != done else -1
+            self._chosen = None
+            logger.info(
+                "round %d: not switching to %s while %s still run tasks it cannot decode without",
+                done, code.scheme, busy,
+            )
+            return False
         self.session.reencode(code)
         self.switches.append((index + 1, code.scheme))
         self.rotation = None
@@ -349,6 +378,33 @@ class OnlineAdapter:
             f", rotated every {self.rotation.hold} rounds" if self.rotation else "",
         )
         return True
+
+    def _needed_busy(self, code: GradientCode) -> list[str]:
+        """Workers still busy that the exact ``code`` needs to decode and the running code does not.
+
+        A round under ``code`` would wait for their tasks: a code that needs
+        every worker (``sync``), chosen while the model has yet to see a
+        straggler that started a long task in the last round, would wait
+        for that task to end. Tasks get :data:`BUSY_WAIT` of the recent
+        median round to end first: the replicas a redundant code did not
+        wait for are usually about to.
+        """
+        names = list(self.session.workers)
+        current = self.session.code
+
+        def needed(busy: list[str]) -> bool:
+            free = [i for i, w in enumerate(names) if w not in busy]
+            return bool(free) and code.error(free) > current.error(free) + 1e-9
+
+        if not code.exact:  # an approximate code is shaped to decode without the likely stragglers
+            return []
+
+        busy = self.session.busy_workers()
+        if not busy or not needed(busy):
+            return []
+        recent = [r.wall_time for r in self.session.records[-REFERENCE_ROUNDS:]]
+        busy = self.session.busy_workers(wait=BUSY_WAIT * float(np.median(recent)) if recent else 0.0)
+        return busy if busy and needed(busy) else []
 
     def _choose(self, model: StragglerModel, probs: np.ndarray) -> GradientCode | None:
         """The code to switch to, or None when none beats the current one materially."""

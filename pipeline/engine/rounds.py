@@ -49,6 +49,7 @@ from time import perf_counter
 from typing import Any
 
 import dask
+import distributed
 import numpy as np
 from distributed import Client, Future
 from distributed.scheduler import KilledWorker
@@ -486,9 +487,15 @@ class RoundRunner:
                     self.warm.add(address)
             fut.release()
 
-    def busy_workers(self) -> list[str]:
-        """Workers still running a task of an earlier round."""
-        return sorted(self._inflight)
+    def busy_workers(self, wait: float = 0.0) -> list[str]:
+        """Workers still running a round task, after waiting up to ``wait`` seconds for those to end."""
+        until = perf_counter() + wait
+        for fut in [fut for fut in self._inflight.values() if not fut.done()]:
+            try:  # returns when the task ends, whatever its outcome (which the next round handles)
+                fut.exception(timeout=max(0.0, until - perf_counter()))
+            except distributed.TimeoutError:
+                break
+        return sorted(a for a, fut in self._inflight.items() if not fut.done())
 
     def close(self) -> None:
         """Cancel what is still running and drop every reference."""

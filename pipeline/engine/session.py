@@ -320,6 +320,10 @@ class CodedSession:
         logger.info("re-encoded with %r, %d replicas moved", code, moved)
         return moved
 
+    def busy_workers(self, wait: float = 0.0) -> list[str]:
+        """Workers still running a round task after waiting up to ``wait`` seconds (none before :meth:`place`)."""
+        return [] if self._runner is None else self._runner.busy_workers(wait)
+
     def round(self, fn: Callable[[Any, Any], np.ndarray], params: Any) -> np.ndarray:
         """Run one round and return the decoded sum; its record goes to :attr:`records`.
 

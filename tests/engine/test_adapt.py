@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import dask
 import numpy as np
 import pytest
 from dask_quorum.pipeline.engine import (
@@ -125,8 +126,23 @@ def test_auto_starts_uniform_and_goes_synchronous_without_stragglers(client4):
         # nobody straggles: redundancy is wasted work, sync is the cheapest of equals
         assert s.code.scheme == "sync"
         assert [scheme for _, scheme in adapter.switches] == ["sync"]
-        # re-fits after 3 rounds, then every 5; the switch at 3 is checked at 6
-        assert {3, 6, 8, 13, 18, 23, 28} <= set(adapter.refits)
+        # re-fits after 3 rounds, then every 5; the switch is checked 3 rounds after it is made
+        (switched, _), refits = adapter.switches[0], adapter.refits
+        assert refits[0] == 3 and switched <= 8
+        assert {switched + 3, 13, 18, 23, 28} <= set(refits)
+
+
+def test_re_fits_come_every_round_until_the_recorder_holds_a_model(client4):
+    with dask.config.set({"quorum.adapt.first": 1}), _session(client4, "auto") as s:
+        parts = [np.ones(3)] * s.n_partitions
+        s.place(parts, units=[100] * s.n_partitions)
+        adapter = OnlineAdapter(s, scheme="auto", redundancy=2, random_state=0, every=5, window=20)
+        _run(s, adapter, 1, parts)
+        # one round gives at most one latency per worker: too few for a model
+        assert adapter.refits == [1] and adapter.model is None
+        _run(s, adapter, 5, parts)
+        # not at 6 (first + every) only: the next round tried again
+        assert adapter.refits[:2] == [1, 2] and adapter.model is not None
 
 
 def test_a_straggler_that_never_finished_a_task_is_in_the_model(client4):
@@ -153,7 +169,7 @@ def test_a_straggler_that_never_finished_a_task_is_in_the_model(client4):
 def _straggler_under_sync(client, quiet_rounds, slow_rounds):
     """auto on 20 ms tasks (re-fits at 3 and 23 only) for ``quiet_rounds``, in sync by then,
     then worker 1 10x slow (+0.3 s) for ``slow_rounds``; the session and adapter."""
-    with _session(client, "auto") as s:
+    with dask.config.set({"quorum.adapt.first": 3}), _session(client, "auto") as s:
         parts = [np.ones(3)] * s.n_partitions
         s.place(parts, units=[100] * s.n_partitions)
         adapter = OnlineAdapter(s, scheme="auto", redundancy=2, random_state=0, every=20, window=30)
@@ -186,6 +202,30 @@ def test_a_code_slow_from_its_first_round_is_judged_against_the_rounds_before_it
     s, adapter = _straggler_under_sync(client4, 3, 6)
     assert 4 in adapter.refits  # after the first slow sync round, before the check at 6
     assert s.code.scheme != "sync"
+
+
+def test_auto_does_not_switch_to_sync_while_a_worker_runs_a_long_task(client4):
+    # Worker 1's tasks from round 3 on run 2 s. At the re-fit after round 3 the first has run
+    # one round: the model has no slow sample of it and prefers sync, whose next
+    # round would wait the rest of those 2 s.
+    with dask.config.set({"quorum.adapt.first": 3}), _session(client4, "auto") as s:
+        parts = [np.ones(3)] * s.n_partitions
+        s.place(parts, units=[100] * s.n_partitions)
+        adapter = OnlineAdapter(s, scheme="auto", redundancy=2, random_state=0, every=20, window=30)
+        base, long = Slowdown(delay=0.02), Slowdown(delay=2.0)
+        try:
+            inject_stragglers(client4, {w: base for w in s.workers}, seed=0)
+            _run(s, adapter, 2, parts)
+            inject_stragglers(client4, {w: (long if i == 1 else base) for i, w in enumerate(s.workers)}, seed=0)
+            assert s.busy_workers(wait=5.0) == []  # worker 1 takes round 3's task at its start
+            _run(s, adapter, 1, parts)
+            assert s.busy_workers() == [s.workers[1]]
+            _run(s, adapter, 3, parts)
+        finally:
+            remove_stragglers(client4)
+        assert adapter.model is not None and {3, 4} <= set(adapter.refits)  # 4: the re-check
+        assert "sync" not in [scheme for _, scheme in adapter.switches]
+        assert max(r.wall_time for r in s.records) < 1.0  # no round waited for the 2 s task
 
 
 def test_auto_keeps_a_coded_scheme_under_a_persistent_straggler(client4):
