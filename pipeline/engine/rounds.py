@@ -493,7 +493,7 @@ class RoundRunner:
         for fut in [fut for fut in self._inflight.values() if not fut.done()]:
             try:  # returns when the task ends, whatever its outcome (which the next round handles)
                 fut.exception(timeout=max(0.0, until - perf_counter()))
-            except distributed.TimeoutError:
+            except (distributed.TimeoutError, CancelledError):
                 break
         return sorted(a for a, fut in self._inflight.items() if not fut.done())
 
