@@ -203,7 +203,7 @@ class SubprocessCluster:
             If a process exits first.
         """
         deadline = time.monotonic() + self.timeout
-        with self.client() as client:
+        with self._first_client(deadline) as client:
             while True:
                 present = {info.get("name") for info in scheduler_workers(client).values()}
                 missing = [n for n in names if n not in present]
@@ -220,6 +220,26 @@ class SubprocessCluster:
                         f"{self.timeout:g} s:\n{self.log(missing[0])[-3000:]}"
                     )
                 time.sleep(0.1)
+
+    def _first_client(self, deadline: float) -> Client:
+        """A client, retried until ``deadline`` while the scheduler process starts listening.
+
+        A scheduler still starting can accept a connection and close it in
+        the handshake (``CommClosedError``, an ``OSError``).
+        """
+        while True:
+            try:
+                return self.client(timeout=max(1.0, deadline - time.monotonic()))
+            except OSError as exc:
+                if self.scheduler.poll() is not None:
+                    raise RuntimeError(f"the scheduler exited early:\n{self.log('scheduler')[-3000:]}") from exc
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"no client could connect to {self.address} within {self.timeout:g} s "
+                        f"({exc}):\n{self.log('scheduler')[-3000:]}"
+                    ) from exc
+                logger.debug("scheduler at %s not ready yet: %s", self.address, exc)
+                time.sleep(0.2)
 
     def pid(self, name: str) -> int:
         """Process id of worker ``name``."""

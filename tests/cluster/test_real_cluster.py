@@ -177,3 +177,51 @@ def test_every_estimator_fits_over_tls_and_strangers_are_refused(local_models, t
             require_encryption=True,
         ), timeout=30) as client:
             assert len(scheduler_workers(client)) == 2
+
+
+def test_a_scheduler_that_drops_every_handshake_times_out_with_its_address():
+    """The first client is retried while the scheduler starts, up to the cluster's deadline, never forever."""
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+    import threading
+
+    from dask_quorum.pipeline.cluster import SubprocessCluster
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    closing = threading.Event()
+
+    def drop_all():  # accepts, then closes: what a scheduler still starting can do
+        server.settimeout(0.1)
+        while not closing.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            conn.close()
+
+    thread = threading.Thread(target=drop_all, daemon=True)
+    thread.start()
+    cluster = object.__new__(SubprocessCluster)  # no processes of its own: only the first-client loop
+    cluster.address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    cluster.tls, cluster.timeout = None, 1.0
+    cluster._logs = tempfile.TemporaryDirectory()
+    cluster.scheduler = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        start = time.monotonic()
+        with pytest.raises(TimeoutError, match=f"no client could connect to {cluster.address} within 1 s"):
+            cluster._first_client(time.monotonic() + cluster.timeout)
+        assert time.monotonic() - start < 1.0 + 10  # the deadline, plus one last connect attempt
+        cluster.scheduler.kill()
+        cluster.scheduler.wait()
+        with pytest.raises(RuntimeError, match="the scheduler exited early"):
+            cluster._first_client(time.monotonic() + cluster.timeout)
+    finally:
+        cluster.scheduler.kill()
+        closing.set()
+        thread.join(5)
+        server.close()
+        cluster._logs.cleanup()
