@@ -74,9 +74,12 @@ def test_dask_input_fits_the_numpy_model(client4, tmp_path, classification, regr
     ref = _model(Est, scheme).fit(X, y, sample_weight=w)
     Xd, yd, wd = _as(kind, X, y, w, tmp_path)
     ours = _model(Est, scheme).fit(Xd, yd, sample_weight=wd)
-    np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=1e-8, atol=1e-10)
-    np.testing.assert_allclose(ours.intercept_, ref.intercept_, rtol=1e-8, atol=1e-10)
+    # The objective agrees to 1e-8, every round. The parameters differ in the
+    # rounding of sums over other partitions and of whichever workers answered
+    # first, which L-BFGS carries to ~1e-9 (2.3e-8 relative on a 0.11 intercept, seen in CI).
     np.testing.assert_allclose(ours.history_["loss"].values, ref.history_["loss"].values, rtol=1e-8)
+    np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(ours.intercept_, ref.intercept_, rtol=1e-7, atol=1e-9)
     assert ours.n_iter_ == ref.n_iter_
     if kind == "parquet":
         assert list(ours.feature_names_in_) == list(Xd.columns)
