@@ -229,7 +229,8 @@ def test_auto_does_not_switch_to_sync_while_a_worker_runs_a_long_task(client4):
             remove_stragglers(client4)
         assert adapter.model is not None and {3, 4} <= set(adapter.refits)  # 4: the re-check
         assert "sync" not in [scheme for _, scheme in adapter.switches]
-        assert max(r.wall_time for r in s.records) < 1.0  # no round waited for the 2 s task
+        # no round waited for the 2 s task: worker 1 answered none after round 3 (a sync round needs it)
+        assert not any(1 in r.responders for r in s.records[3:])
 
 
 def test_auto_keeps_a_coded_scheme_under_a_persistent_straggler(client4):
