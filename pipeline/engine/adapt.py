@@ -56,7 +56,7 @@ import scipy.stats
 
 from dask_quorum import config
 
-from ..coding import MOVE_BUDGET, GradientCode, Rotation, block_size, choose_hold
+from ..coding import EXACT_TOL, MOVE_BUDGET, GradientCode, Rotation, block_size, choose_hold
 from ..recorder import attach, latencies
 from ..stragglers import (
     StragglerModel,
@@ -389,15 +389,14 @@ class OnlineAdapter:
         median round to end first: the replicas a redundant code did not
         wait for are usually about to.
         """
+        if not code.exact:  # an approximate code is shaped to decode without the likely stragglers
+            return []
         names = list(self.session.workers)
         current = self.session.code
 
         def needed(busy: list[str]) -> bool:
             free = [i for i, w in enumerate(names) if w not in busy]
-            return bool(free) and code.error(free) > current.error(free) + 1e-9
-
-        if not code.exact:  # an approximate code is shaped to decode without the likely stragglers
-            return []
+            return bool(free) and code.error(free) > current.error(free) + EXACT_TOL
 
         busy = self.session.busy_workers()
         if not busy or not needed(busy):
