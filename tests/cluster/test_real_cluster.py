@@ -211,10 +211,8 @@ def test_a_scheduler_that_drops_every_handshake_times_out_with_its_address():
     cluster._logs = tempfile.TemporaryDirectory()
     cluster.scheduler = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        start = time.monotonic()
         with pytest.raises(TimeoutError, match=f"no client could connect to {cluster.address} within 1 s"):
             cluster._first_client(time.monotonic() + cluster.timeout)
-        assert time.monotonic() - start < 1.0 + 10  # the deadline, plus one last connect attempt
         cluster.scheduler.kill()
         cluster.scheduler.wait()
         with pytest.raises(RuntimeError, match="the scheduler exited early"):
